@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rsttrace: one event per TCP RST sent or received, with the socket state,
+ * the packet that caused it and the kernel stack.
+ *
+ * Written once for all attach modes. The frontend (rsttrace/probes.py)
+ * compiles it with:
+ *   MODE_KPROBE | MODE_FENTRY | MODE_RAW_TP   how arguments are read (ARG)
+ *   HOOK_<NAME>=1                             which entry points to build
+ *   <NAME>_SK / _SKB / _REASON                argument positions (-1: absent),
+ *                                             checked against the kernel's BTF
+ *   OFF_*                                     struct offsets from BTF
+ *   SOCK_LINGER_BIT, USE_RINGBUF, FILTER_*    see below
+ * so nothing here depends on the layout of the header tree bcc compiles with.
+ */
+#include <uapi/linux/ptrace.h>
+
+#ifdef OFFSETS_FROM_HEADERS
+/* Only on a kernel without BTF: the header tree must then match the kernel. */
+#include <net/sock.h>
+#include <net/inet_sock.h>
+#include <net/net_namespace.h>
+#include <linux/tcp.h>
+#include <linux/skbuff.h>
+#include <linux/netdevice.h>
+#endif
+
+#include "rsttrace.h"
+
+/* ---- argument access, the only part that differs between modes -------- */
+#if defined(MODE_KPROBE)
+static __always_inline u64 arg_n(struct pt_regs *ctx, int n)
+{
+	switch (n) {
+	case 0: return PT_REGS_PARM1(ctx);
+	case 1: return PT_REGS_PARM2(ctx);
+	case 2: return PT_REGS_PARM3(ctx);
+	case 3: return PT_REGS_PARM4(ctx);
+	case 4: return PT_REGS_PARM5(ctx);
+	}
+	return 0;
+}
+#define CTX_T struct pt_regs
+#define ARG(n) ((n) < 0 ? 0 : arg_n(ctx, (n)))
+#elif defined(MODE_FENTRY)
+#define CTX_T unsigned long long
+#define ARG(n) ((n) < 0 ? 0 : ctx[(n) < 0 ? 0 : (n)])
+#elif defined(MODE_RAW_TP)
+#define CTX_T struct bpf_raw_tracepoint_args
+#define ARG(n) ((n) < 0 ? 0 : ctx->args[(n) < 0 ? 0 : (n)])
+#else
+#error "define one of MODE_KPROBE, MODE_FENTRY, MODE_RAW_TP"
+#endif
+
+/* ---- maps ----------------------------------------------------------- */
+#ifdef USE_RINGBUF
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#else
+BPF_PERF_OUTPUT(events);
+#endif
+BPF_STACK_TRACE(stacks, STACK_ENTRIES);
+/* [COUNT_MATCHED] events that passed the filters,
+ * [COUNT_LOST] of those, events the ring buffer had no room for. */
+BPF_PERCPU_ARRAY(counts, u64, COUNT_SLOTS);
+#ifdef FILTER_PORTS
+BPF_HASH(filter_ports, u16, u8, 64);
+#endif
+#ifdef FILTER_HOSTS
+BPF_HASH(filter_hosts, struct addr16, u8, 64);
+#endif
+#ifdef FILTER_COMM
+BPF_ARRAY(filter_comm, struct comm16, 1);
+#endif
+#ifdef FILTER_NETNS
+BPF_HASH(filter_netns, u32, u8, 64);
+#endif
+
+#define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), (src))
+
+static __always_inline void count(int slot)
+{
+	u64 *c = counts.lookup(&slot);
+	if (c)
+		(*c)++;
+}
+
+/* IPv4 addresses are stored v4-mapped (::ffff:a.b.c.d) so that every
+ * address is 16 bytes and one filter map serves both families. */
+static __always_inline void put_v4(u8 *dst, u32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+static __always_inline int is_v4_mapped(const u8 *a)
+{
+	u64 lo;
+	u32 mid;
+	__builtin_memcpy(&lo, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return lo == 0 && mid == bpf_htonl(0x0000ffff);
+}
+
+/* Socket side: fields every socket-like object has (struct sock_common is
+ * the head of full, request and timewait sockets alike). */
+static __always_inline void read_sock_common(struct rst_event *ev,
+					     const void *sk, u8 *local,
+					     u8 *remote, u16 *lport,
+					     u16 *rport)
+{
+	u16 family = 0, dport = 0, num = 0;
+	u8 state = 0;
+	void *net = NULL;
+
+	READ(family, sk + OFF_SKC_FAMILY);
+	READ(state, sk + OFF_SKC_STATE);
+	READ(dport, sk + OFF_SKC_DPORT);
+	READ(num, sk + OFF_SKC_NUM);
+	READ(net, sk + OFF_SKC_NET);
+	if (net)
+		READ(ev->netns, net + OFF_NET_INUM);
+	ev->state = state;
+	*lport = num;
+	*rport = bpf_ntohs(dport);
+	if (family == AF_INET) {
+		u32 a = 0;
+		READ(a, sk + OFF_SKC_RCV_SADDR);
+		put_v4(local, a);
+		READ(a, sk + OFF_SKC_DADDR);
+		put_v4(remote, a);
+		ev->family = 4;
+	} else if (family == AF_INET6) {
+		bpf_probe_read_kernel(local, 16, sk + OFF_SKC_V6_RCV_SADDR);
+		bpf_probe_read_kernel(remote, 16, sk + OFF_SKC_V6_DADDR);
+		/* A dual-stack socket carrying IPv4 is IPv4 on the wire. */
+		ev->family = is_v4_mapped(remote) ? 4 : 6;
+	}
+}
+
+/* Full sockets only (not TIME_WAIT, not NEW_SYN_RECV request socks):
+ * linger, queues, listener backlog, sequence numbers. */
+static __always_inline void read_full_sock(struct rst_event *ev,
+					   const void *sk, u16 *lport)
+{
+	unsigned long flags = 0, lingertime = 0;
+	u32 a = 0, b = 0;
+	u16 sport = 0;
+
+	/* skc_num is 0 once the port is released (__inet_put_port() on
+	 * TCP_CLOSE, before tcp_send_active_reset()); inet_sport stays. */
+	READ(sport, sk + OFF_INET_SPORT);
+	if (sport)
+		*lport = bpf_ntohs(sport);
+
+	READ(flags, sk + OFF_SK_FLAGS);
+	if (flags & (1UL << SOCK_LINGER_BIT)) {
+		ev->flags |= EV_LINGER;
+		READ(lingertime, sk + OFF_SK_LINGERTIME);
+		ev->lingertime = lingertime;
+	}
+	if (ev->state == TCPS_LISTEN) {
+		READ(ev->backlog, sk + OFF_SK_ACK_BACKLOG);
+		READ(ev->backlog_max, sk + OFF_SK_MAX_ACK_BACKLOG);
+		ev->flags |= EV_LISTENER;
+		return;
+	}
+	READ(a, sk + OFF_TP_RCV_NXT);
+	READ(b, sk + OFF_TP_COPIED_SEQ);
+	ev->rcv_unread = a - b;
+	ev->rcv_nxt = a;
+	READ(a, sk + OFF_TP_WRITE_SEQ);
+	READ(b, sk + OFF_TP_SND_NXT);
+	ev->snd_unsent = a - b;
+	ev->snd_nxt = b;
+	READ(a, sk + OFF_TP_SND_UNA);
+	ev->snd_unacked = b - a;
+	ev->flags |= EV_TCP_SOCK;
+}
+
+/* Packet side: the segment being answered (sent RST) or the RST itself
+ * (received). Addresses come from the IP header at skb->network_header,
+ * the TCP header from skb->transport_header; both are set by the time
+ * tcp_v4_rcv()/tcp_v6_rcv() hand the segment on. */
+static __always_inline int read_skb(struct rst_event *ev, const void *skb,
+				    u8 *src, u8 *dst, u16 *sport,
+				    u16 *dport, u32 *seq, u32 *ack_seq)
+{
+	unsigned char *head = NULL, *data = NULL;
+	u16 th_off = 0, nh_off = 0;
+	u32 len = 0;
+	u8 ver = 0;
+	struct tcp_hdr20 th = {};
+
+	READ(head, skb + OFF_SKB_HEAD);
+	READ(data, skb + OFF_SKB_DATA);
+	READ(th_off, skb + OFF_SKB_TRANSPORT_HEADER);
+	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
+	READ(len, skb + OFF_SKB_LEN);
+	if (!head || th_off == 0xffff || nh_off == 0xffff)
+		return 0;
+	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return 0;
+	READ(ver, head + nh_off);
+	ver >>= 4;
+	if (ver == 4) {
+		u32 a = 0;
+		READ(a, head + nh_off + 12);
+		put_v4(src, a);
+		READ(a, head + nh_off + 16);
+		put_v4(dst, a);
+		ev->family = 4;
+	} else if (ver == 6) {
+		bpf_probe_read_kernel(src, 16, head + nh_off + 8);
+		bpf_probe_read_kernel(dst, 16, head + nh_off + 24);
+		ev->family = 6;
+	} else {
+		return 0;
+	}
+	*sport = bpf_ntohs(th.source);
+	*dport = bpf_ntohs(th.dest);
+	*seq = bpf_ntohl(th.seq);
+	*ack_seq = bpf_ntohl(th.ack_seq);
+	ev->seg_flags = th.flags;
+	/* payload = bytes from skb->data on, less what precedes the TCP
+	 * header and the header itself (as tcp_v4_send_reset() computes
+	 * skb->len - th->doff * 4 with skb->data at the TCP header). */
+	{
+		s64 pre = (s64)(head + th_off - data);
+		s64 pay = (s64)len - pre - (s64)((th.doff_res >> 4) * 4);
+		ev->seg_len = pay > 0 ? (u32)pay : 0;
+	}
+	ev->flags |= EV_PACKET;
+	return 1;
+}
+
+static __always_inline u32 skb_netns(const void *skb)
+{
+	void *dev = NULL, *net = NULL;
+	u32 inum = 0;
+
+	READ(dev, skb + OFF_SKB_DEV);
+	if (!dev)
+		return 0;
+	READ(net, dev + OFF_DEV_NET);
+	if (!net)
+		return 0;
+	READ(inum, net + OFF_NET_INUM);
+	return inum;
+}
+
+static __always_inline int pass_filters(struct rst_event *ev)
+{
+#ifdef FILTER_FAMILY
+	if (ev->family != FILTER_FAMILY)
+		return 0;
+#endif
+#ifdef FILTER_NETNS
+	if (!filter_netns.lookup(&ev->netns))
+		return 0;
+#endif
+#ifdef FILTER_PID
+	if (ev->pid != FILTER_PID)
+		return 0;
+#endif
+#ifdef FILTER_PORTS
+	if (!filter_ports.lookup(&ev->sport) && !filter_ports.lookup(&ev->dport))
+		return 0;
+#endif
+#ifdef FILTER_HOSTS
+	if (!filter_hosts.lookup((struct addr16 *)ev->saddr) &&
+	    !filter_hosts.lookup((struct addr16 *)ev->daddr))
+		return 0;
+#endif
+#ifdef FILTER_COMM
+	{
+		int zero = 0;
+		struct comm16 *want = filter_comm.lookup(&zero);
+		if (!want)
+			return 0;
+#pragma unroll
+		for (int i = 0; i < 16; i++) {
+			if (ev->comm[i] != want->c[i])
+				return 0;
+			if (!want->c[i])
+				break;
+		}
+	}
+#endif
+	return 1;
+}
+
+/*
+ * The one handler behind every hook.
+ *   kind:   KIND_SENT, KIND_RECEIVED or KIND_CHALLENGE_ACK
+ *   sk:     the socket (may be NULL, a request sock or a timewait sock)
+ *   skb:    the segment being answered or the RST received (may be NULL)
+ *   reason: enum sk_rst_reason value, or -1 where the hook has none
+ */
+static __always_inline int handle(void *ctx, u8 kind, u8 hook,
+				  const void *sk, const void *skb, s32 reason)
+{
+	struct rst_event ev = {};
+	u8 local[16] = {}, remote[16] = {}, psrc[16] = {}, pdst[16] = {};
+	u16 lport = 0, rport = 0, psport = 0, pdport = 0;
+	u32 pseq = 0, pack = 0;
+	u64 id = bpf_get_current_pid_tgid();
+	int have_pkt = 0;
+
+	ev.ts_ns = bpf_ktime_get_ns();
+	ev.pid = id >> 32;
+	ev.tid = (u32)id;
+	ev.kind = kind;
+	ev.hook = hook;
+	ev.reason = reason;
+	ev.skaddr = (u64)sk;
+	bpf_get_current_comm(&ev.comm, sizeof(ev.comm));
+
+	if (sk) {
+		read_sock_common(&ev, sk, local, remote, &lport, &rport);
+		ev.flags |= EV_SOCK;
+		if (ev.state != TCPS_TIME_WAIT && ev.state != TCPS_NEW_SYN_RECV)
+			read_full_sock(&ev, sk, &lport);
+	}
+	if (skb) {
+		have_pkt = read_skb(&ev, skb, psrc, pdst, &psport, &pdport,
+				    &pseq, &pack);
+		if (!sk)
+			ev.netns = skb_netns(skb);
+	}
+
+	/* Addresses, ports and sequence numbers in the RST's own direction. */
+	if (kind == KIND_RECEIVED) {
+		if (have_pkt) {
+			__builtin_memcpy(ev.saddr, psrc, 16);
+			__builtin_memcpy(ev.daddr, pdst, 16);
+			ev.sport = psport;
+			ev.dport = pdport;
+			ev.seq = pseq;
+			ev.ack = pack;
+			ev.flags |= EV_SEQ;
+		} else {
+			__builtin_memcpy(ev.saddr, remote, 16);
+			__builtin_memcpy(ev.daddr, local, 16);
+			ev.sport = rport;
+			ev.dport = lport;
+		}
+	} else if (have_pkt && kind == KIND_SENT) {
+		/* A reply RST (tcp_v4_send_reset): the packet swapped, as the
+		 * kernel builds it. The socket may be a listener or absent,
+		 * so the packet is the only reliable source here. */
+		__builtin_memcpy(ev.saddr, pdst, 16);
+		__builtin_memcpy(ev.daddr, psrc, 16);
+		ev.sport = pdport;
+		ev.dport = psport;
+		if (ev.seg_flags & TCPF_ACK) {
+			ev.seq = pack;
+			ev.ack = 0;
+		} else {
+			ev.seq = 0;
+			ev.ack = pseq + ev.seg_len +
+				 !!(ev.seg_flags & TCPF_SYN) +
+				 !!(ev.seg_flags & TCPF_FIN);
+		}
+		ev.flags |= EV_SEQ;
+	} else {
+		/* tcp_send_active_reset() or a challenge ACK: built from the
+		 * socket, seq = snd_nxt (tcp_acceptable_seq), ack = rcv_nxt. */
+		__builtin_memcpy(ev.saddr, local, 16);
+		__builtin_memcpy(ev.daddr, remote, 16);
+		ev.sport = lport;
+		ev.dport = rport;
+		if (ev.flags & EV_TCP_SOCK) {
+			ev.seq = ev.snd_nxt;
+			ev.ack = ev.rcv_nxt;
+			ev.flags |= EV_SEQ;
+		}
+	}
+
+	if (!pass_filters(&ev))
+		return 0;
+	count(COUNT_MATCHED);
+	ev.stack_id = stacks.get_stackid(ctx, 0);
+
+#ifdef USE_RINGBUF
+	if (events.ringbuf_output(&ev, sizeof(ev), 0))
+		count(COUNT_LOST);
+#else
+	if (events.perf_submit(ctx, &ev, sizeof(ev)))
+		count(COUNT_LOST);
+#endif
+	return 0;
+}
+
+/* ---- entry points: one per hook, built only when the hook exists ------ */
+#if defined(MODE_RAW_TP)
+#define ENTRY(name) int on_##name(struct bpf_raw_tracepoint_args *ctx)
+#elif defined(MODE_FENTRY)
+#define ENTRY(name) KFUNC_PROBE(name)
+#else
+#define ENTRY(name) int on_##name(struct pt_regs *ctx)
+#endif
+
+#define REASON(pos) ((pos) < 0 ? -1 : (s32)ARG(pos))
+
+#ifdef HOOK_TCP_V4_SEND_RESET
+/* static void tcp_v4_send_reset(const struct sock *sk, struct sk_buff *skb
+ *                               [, enum sk_rst_reason reason])  (6.10+) */
+ENTRY(tcp_v4_send_reset)
+{
+	return handle(ctx, KIND_SENT, HOOK_ID_TCP_V4_SEND_RESET,
+		      (void *)ARG(TCP_V4_SEND_RESET_SK),
+		      (void *)ARG(TCP_V4_SEND_RESET_SKB),
+		      REASON(TCP_V4_SEND_RESET_REASON));
+}
+#endif
+
+#ifdef HOOK_TCP_V6_SEND_RESET
+ENTRY(tcp_v6_send_reset)
+{
+	return handle(ctx, KIND_SENT, HOOK_ID_TCP_V6_SEND_RESET,
+		      (void *)ARG(TCP_V6_SEND_RESET_SK),
+		      (void *)ARG(TCP_V6_SEND_RESET_SKB),
+		      REASON(TCP_V6_SEND_RESET_REASON));
+}
+#endif
+
+#ifdef HOOK_TCP_SEND_ACTIVE_RESET
+/* void tcp_send_active_reset(struct sock *sk, gfp_t priority
+ *                            [, enum sk_rst_reason reason])  (6.10+) */
+ENTRY(tcp_send_active_reset)
+{
+	return handle(ctx, KIND_SENT, HOOK_ID_TCP_SEND_ACTIVE_RESET,
+		      (void *)ARG(TCP_SEND_ACTIVE_RESET_SK), NULL,
+		      REASON(TCP_SEND_ACTIVE_RESET_REASON));
+}
+#endif
+
+#ifdef HOOK_TCP_RESET
+/* void tcp_reset(struct sock *sk [, struct sk_buff *skb])  (skb: 5.11+) */
+ENTRY(tcp_reset)
+{
+	return handle(ctx, KIND_RECEIVED, HOOK_ID_TCP_RESET,
+		      (void *)ARG(TCP_RESET_SK), (void *)ARG(TCP_RESET_SKB), -1);
+}
+#endif
+
+#ifdef HOOK_TCP_SEND_CHALLENGE_ACK
+/* static void tcp_send_challenge_ack(struct sock *sk
+ *                                    [, const struct sk_buff *skb])
+ * (the skb argument went away in 6.0; 5.10 builds it as .constprop.0) */
+ENTRY(tcp_send_challenge_ack)
+{
+	return handle(ctx, KIND_CHALLENGE_ACK, HOOK_ID_TCP_SEND_CHALLENGE_ACK,
+		      (void *)ARG(TCP_SEND_CHALLENGE_ACK_SK),
+		      (void *)ARG(TCP_SEND_CHALLENGE_ACK_SKB), -1);
+}
+#endif
+
+#ifdef HOOK_TP_TCP_SEND_RESET
+/* TP_PROTO(const struct sock *sk, const struct sk_buff *skb
+ *          [, const enum sk_rst_reason reason])  (reason: 6.10+).
+ * skb is NULL when called from tcp_send_active_reset(); sk is NULL for an
+ * RST with no socket: only since 6.10 (on 5.10 and 6.1 it does not fire
+ * for a SYN to a closed port, measured). */
+ENTRY(tp_tcp_send_reset)
+{
+	return handle(ctx, KIND_SENT, HOOK_ID_TP_TCP_SEND_RESET,
+		      (void *)ARG(TP_TCP_SEND_RESET_SK),
+		      (void *)ARG(TP_TCP_SEND_RESET_SKB),
+		      REASON(TP_TCP_SEND_RESET_REASON));
+}
+#endif
+
+#ifdef HOOK_TP_TCP_RECEIVE_RESET
+/* TP_PROTO(struct sock *sk), fired from tcp_reset(). */
+ENTRY(tp_tcp_receive_reset)
+{
+	return handle(ctx, KIND_RECEIVED, HOOK_ID_TP_TCP_RECEIVE_RESET,
+		      (void *)ARG(TP_TCP_RECEIVE_RESET_SK), NULL, -1);
+}
+#endif

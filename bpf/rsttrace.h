@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The event rsttrace's BPF program emits, and the constants it shares with
+ * the frontend (rsttrace/constants.py mirrors the numbers). */
+#ifndef RSTTRACE_H
+#define RSTTRACE_H
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* TCP states (include/net/tcp_states.h, stable ABI via inet_diag) */
+#define TCPS_ESTABLISHED 1
+#define TCPS_TIME_WAIT 6
+#define TCPS_LISTEN 10
+#define TCPS_NEW_SYN_RECV 12
+
+/* TCP header flag bits (byte 13 of the header) */
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+#define KIND_SENT 1
+#define KIND_RECEIVED 2
+#define KIND_CHALLENGE_ACK 3
+
+#define HOOK_ID_TCP_V4_SEND_RESET 1
+#define HOOK_ID_TCP_V6_SEND_RESET 2
+#define HOOK_ID_TCP_SEND_ACTIVE_RESET 3
+#define HOOK_ID_TCP_RESET 4
+#define HOOK_ID_TCP_SEND_CHALLENGE_ACK 5
+#define HOOK_ID_TP_TCP_SEND_RESET 6
+#define HOOK_ID_TP_TCP_RECEIVE_RESET 7
+
+/* ev.flags */
+#define EV_SOCK 0x01      /* a socket was passed */
+#define EV_TCP_SOCK 0x02  /* full TCP socket: queue and seq fields valid */
+#define EV_LISTENER 0x04  /* listener: backlog fields valid */
+#define EV_LINGER 0x08    /* SOCK_LINGER set: lingertime valid */
+#define EV_PACKET 0x10    /* packet parsed: seg_* fields valid */
+#define EV_SEQ 0x20       /* seq/ack valid */
+
+#define COUNT_MATCHED 0
+#define COUNT_LOST 1
+#define COUNT_SLOTS 2
+
+struct addr16 {
+	u8 a[16];
+};
+
+struct comm16 {
+	char c[16];
+};
+
+/* The first 20 bytes of a TCP header, without bitfields. */
+struct tcp_hdr20 {
+	u16 source;
+	u16 dest;
+	u32 seq;
+	u32 ack_seq;
+	u8 doff_res;
+	u8 flags;
+	u16 window;
+	u16 check;
+	u16 urg_ptr;
+};
+
+struct rst_event {
+	u64 ts_ns;        /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	u64 skaddr;
+	u64 lingertime;   /* jiffies */
+	u32 pid;          /* tgid of the task running when the hook fired */
+	u32 tid;
+	u32 netns;        /* inode of the network namespace */
+	s32 stack_id;
+	s32 reason;       /* enum sk_rst_reason, -1: none */
+	u32 seq;
+	u32 ack;
+	u32 rcv_nxt;
+	u32 snd_nxt;
+	u32 rcv_unread;   /* rcv_nxt - copied_seq */
+	u32 snd_unsent;   /* write_seq - snd_nxt */
+	u32 snd_unacked;  /* snd_nxt - snd_una */
+	u32 backlog;      /* sk_ack_backlog */
+	u32 backlog_max;  /* sk_max_ack_backlog */
+	u32 seg_len;      /* payload of the packet handled */
+	u16 sport;
+	u16 dport;
+	u8 saddr[16];
+	u8 daddr[16];
+	u8 family;        /* 4 or 6, 0: unknown */
+	u8 kind;
+	u8 hook;
+	u8 state;         /* TCP state, 0: no socket */
+	u8 flags;         /* EV_* */
+	u8 seg_flags;     /* TCP flags of the packet handled */
+	u8 pad[2];
+	char comm[16];
+};
+
+#endif

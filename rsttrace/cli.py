@@ -1,0 +1,186 @@
+"""rsttrace's command line (click)."""
+
+import json
+import os
+import sys
+
+import click
+from tabulate import tabulate
+
+from . import doctor as doctormod
+from . import filters as filtersmod
+from .errors import RsttraceError
+from .hooks import MODES
+
+
+def fail(err):
+    click.echo("rsttrace: error: %s" % err, err=True)
+    sys.exit(getattr(err, "exit_code", 1))
+
+
+class Output:
+    """The output file: stdout, or a file written whole or not at all
+    (a temporary name renamed into place when the run ends)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.tmp = None
+        self.stream = None
+
+    def open(self):
+        if not self.path or self.path == "-":
+            self.stream = sys.stdout
+            try:
+                sys.stdout.reconfigure(line_buffering=True)
+            except (AttributeError, ValueError):
+                pass
+            return self.stream
+        directory = os.path.dirname(os.path.abspath(self.path))
+        self.tmp = os.path.join(directory, ".%s.rsttrace-partial"
+                                % os.path.basename(self.path))
+        try:
+            self.stream = open(self.tmp, "w", buffering=1)
+        except OSError as e:
+            raise RsttraceError("cannot write %s (%s)" % (self.path,
+                                                          e.strerror),
+                                "choose a writable path with --output")
+        return self.stream
+
+    def commit(self):
+        if self.tmp:
+            self.stream.close()
+            os.replace(self.tmp, self.path)
+            self.tmp = None
+
+    def discard(self):
+        if self.tmp:
+            self.stream.close()
+            os.unlink(self.tmp)
+            self.tmp = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rsttrace")
+def main():
+    """Which kernel path sent or received a TCP RST, in what socket state,
+    for which connection and process, and why."""
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(("auto",) + MODES), default="auto",
+              show_default=True,
+              help="How to attach: kprobe/fentry on the RST functions, or "
+                   "the tcp tracepoints. auto picks what the kernel has.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per event (and per loss, and the summary).")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write events to FILE instead of standard output.")
+@click.option("--port", "ports", multiple=True, metavar="PORT[,PORT]",
+              help="Only RSTs with this source or destination port.")
+@click.option("--host", "hosts", multiple=True, metavar="ADDR[,ADDR]",
+              help="Only RSTs from or to this IP address.")
+@click.option("--pid", type=int,
+              help="Only RSTs handled while this process ran (in softirq "
+                   "context that is whoever was on the CPU).")
+@click.option("--comm", help="Like --pid, by process name.")
+@click.option("--netns", "netns", multiple=True, metavar="NS",
+              help="Only this network namespace: inode, `ip netns` name, "
+                   "or /proc/PID/ns/net.")
+@click.option("-4", "ipv4", is_flag=True, help="IPv4 only.")
+@click.option("-6", "ipv6", is_flag=True, help="IPv6 only.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Stop after this many seconds.")
+@click.option("--count", type=click.IntRange(min=1), metavar="N",
+              help="Stop after N events.")
+@click.option("--no-stack", is_flag=True,
+              help="Leave the kernel stack out of the output.")
+@click.option("--summary", is_flag=True,
+              help="At exit, counts by kind, hook, state, reason and path.")
+def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
+          duration, count, no_stack, summary):
+    """Trace TCP RSTs sent and received by this host until Ctrl-C."""
+    from .output import JsonWriter, RowWriter
+    from .session import Session
+    from .tracer import Tracer
+
+    out = Output(output)
+    try:
+        filt = filtersmod.build(ports, hosts, pid, comm, netns, ipv4, ipv6)
+        tracer = Tracer(mode=mode, filters=filt).plan()
+        stream = out.open()
+        writer = JsonWriter(stream) if as_json else RowWriter(
+            stream, stacks=not no_stack)
+        if no_stack and as_json:
+            writer = _without_stack(writer)
+        session = Session(tracer, writer, summary=summary, count=count,
+                          duration=duration)
+        session.start()
+        attached = ", ".join(p.hook.name for p in tracer.attached())
+        click.echo("rsttrace: tracing in %s mode (%s); filters: %s; Ctrl-C "
+                   "to stop" % (tracer.mode, attached, filt.describe()),
+                   err=True)
+        session.run()
+    except RsttraceError as e:
+        out.discard()
+        fail(e)
+    except BrokenPipeError:
+        out.discard()
+        sys.exit(1)
+    out.commit()
+
+
+def _without_stack(writer):
+    inner = writer.event
+
+    def event(record):
+        record = dict(record)
+        record.pop("stack", None)
+        inner(record)
+    writer.event = event
+    return writer
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def doctor(as_json):
+    """What this kernel supports and which mode `trace` will use."""
+    mode, why = doctormod.mode_choice()
+    checks = doctormod.checks()
+    hooks = doctormod.hook_rows(mode or "tracepoint")
+    if as_json:
+        click.echo(json.dumps({
+            "checks": {c: v for c, v, _ in checks},
+            "mode": mode, "mode_error": why,
+            "hooks": [{"hook": h, "symbol": s, "status": st}
+                      for h, s, st in hooks]}, indent=2))
+        return
+    def show(v):
+        return "yes" if v is True else "no" if v is False else v
+    click.echo(tabulate([(c, show(v), n) for c, v, n in checks],
+                        headers=["check", "value", "note"]))
+    click.echo()
+    click.echo(tabulate(hooks, headers=["hook", "symbol", "status"]))
+    click.echo()
+    if mode:
+        click.echo("trace will use %s mode" % mode)
+    else:
+        click.echo("trace cannot run here: %s" % why)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="The events as JSON lines instead of tables.")
+@click.option("--mode", type=click.Choice(("auto",) + MODES), default="auto")
+def demo(as_json, mode):
+    """Provoke a few RSTs in two network namespaces and show what was seen."""
+    from .demo import run_demo
+    try:
+        ok = run_demo(mode=mode, as_json=as_json)
+    except RsttraceError as e:
+        fail(e)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

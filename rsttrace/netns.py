@@ -1,0 +1,153 @@
+"""Two network namespaces joined by a veth pair, for provoking RSTs.
+
+    with NamespacePair() as pair:
+        srv = pair.socket("b", socket.AF_INET)   # a socket living in b
+        pair.sysctl("b", "net.ipv4.tcp_abort_on_overflow", 1)
+
+Side "a" is 198.18.<n>.1 / 2001:db8:<n>::1, side "b" .2 / ::2. Both ranges
+are reserved for tests and documentation, and the namespaces have no route
+anywhere else: nothing leaves them.
+"""
+
+import atexit
+import contextlib
+import itertools
+import os
+import signal
+import socket
+
+from pyroute2 import IPRoute, NetNS, netns
+
+IFA_F_NODAD = 0x02
+_counter = itertools.count()
+_live = set()
+
+
+def _cleanup_all():
+    for pair in list(_live):
+        pair.close()
+
+
+atexit.register(_cleanup_all)
+
+
+def namespace_inode(name):
+    return os.stat(os.path.join(netns.NETNS_RUN_DIR, name)).st_ino
+
+
+class NamespacePair:
+    """Namespaces `<prefix>-a` and `<prefix>-b`, veth between them."""
+
+    def __init__(self, prefix=None, subnet=None):
+        n = self._n = next(_counter) & 0xff
+        self.prefix = prefix or "rsttrace-%d-%d" % (os.getpid(), n)
+        self.subnet = (subnet if subnet is not None
+                       else (os.getpid() + n) % 250 + 1)
+        self.names = {"a": self.prefix + "-a", "b": self.prefix + "-b"}
+        self.ipv4 = {"a": "198.18.%d.1" % self.subnet,
+                     "b": "198.18.%d.2" % self.subnet}
+        self.ipv6 = {"a": "2001:db8:%x::1" % self.subnet,
+                     "b": "2001:db8:%x::2" % self.subnet}
+        self.created = False
+        self._sockets = []
+
+    # -- life cycle -------------------------------------------------------
+
+    def __enter__(self):
+        self.create()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def create(self):
+        _live.add(self)
+        try:
+            for name in self.names.values():
+                netns.create(name)
+            self.created = True
+            tag = "rt%x" % ((os.getpid() << 8 | self._n) & 0xffffffff)
+            veth_a, veth_b = tag + "a", tag + "b"
+            with IPRoute() as ip:
+                ip.link("add", ifname=veth_a, kind="veth", peer=veth_b)
+                ip.link("set", index=ip.link_lookup(ifname=veth_a)[0],
+                        net_ns_fd=self.names["a"])
+                ip.link("set", index=ip.link_lookup(ifname=veth_b)[0],
+                        net_ns_fd=self.names["b"])
+            for side, ifname in (("a", veth_a), ("b", veth_b)):
+                with NetNS(self.names[side]) as ns:
+                    lo = ns.link_lookup(ifname="lo")[0]
+                    ns.link("set", index=lo, state="up")
+                    idx = ns.link_lookup(ifname=ifname)[0]
+                    ns.addr("add", index=idx, address=self.ipv4[side],
+                            prefixlen=24)
+                    ns.addr("add", index=idx, address=self.ipv6[side],
+                            prefixlen=64, flags=IFA_F_NODAD)
+                    ns.link("set", index=idx, state="up")
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def close(self):
+        """Close the sockets made here and delete both namespaces (which
+        takes the veth pair with them). Safe to call twice."""
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+        self._sockets = []
+        for name in self.names.values():
+            with contextlib.suppress(OSError, FileNotFoundError):
+                netns.remove(name)
+        self.created = False
+        _live.discard(self)
+
+    # -- inside the namespaces ----------------------------------------------
+
+    @contextlib.contextmanager
+    def entered(self, side):
+        """Run the block with this thread in namespace `side`."""
+        netns.pushns(self.names[side])
+        try:
+            yield
+        finally:
+            netns.popns()
+
+    def socket(self, side, family=socket.AF_INET, kind=socket.SOCK_STREAM):
+        """A socket created in namespace `side`; closed by close()."""
+        with self.entered(side):
+            s = socket.socket(family, kind)
+        self._sockets.append(s)
+        return s
+
+    def sysctl(self, side, name, value):
+        path = "/proc/sys/" + name.replace(".", "/")
+        with self.entered(side):
+            with open(path, "w") as f:
+                f.write(str(value))
+
+    def read_sysctl(self, side, name):
+        path = "/proc/sys/" + name.replace(".", "/")
+        with self.entered(side):
+            with open(path) as f:
+                return f.read().strip()
+
+    def addr(self, side, family):
+        return (self.ipv4 if family == socket.AF_INET else self.ipv6)[side]
+
+    def inode(self, side):
+        return namespace_inode(self.names[side])
+
+    def inodes(self):
+        return {self.inode("a"), self.inode("b")}
+
+
+def block_signals_during(fn):
+    """Run fn() with SIGINT/SIGTERM held, so set-up or clean-up is not
+    cut in half; they are delivered afterwards."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK,
+                                 {signal.SIGINT, signal.SIGTERM})
+    try:
+        return fn()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -1,0 +1,121 @@
+"""Writing events: JSON lines, readable rows, and the summary tables."""
+
+import collections
+import json
+
+from tabulate import tabulate
+
+from .event import base_name
+
+ROW_COLUMNS = (("TIME", 15), ("KIND", 8), ("HOOK", 22), ("STATE", 11),
+               ("REASON", 18), ("SOURCE", 27), ("DEST", 27), ("PID", 7),
+               ("COMM", 15), ("CTX", 7))
+
+
+def _endpoint(addr, port):
+    if addr is None:
+        return "?"
+    return ("[%s]:%s" % (addr, port)) if ":" in addr else "%s:%s" % (addr,
+                                                                     port)
+
+
+class JsonWriter:
+    """One JSON object per line, flushed at once."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def event(self, record):
+        self._write(record)
+
+    def lost(self, count, total):
+        self._write({"kind": "lost", "count": count, "total": total})
+
+    def summary(self, summary):
+        self._write(dict(kind="summary", **summary.as_dict()))
+
+    def _write(self, obj):
+        self.stream.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+
+class RowWriter:
+    """A fixed-width row per event, the kernel stack indented below it."""
+
+    def __init__(self, stream, stacks=True):
+        self.stream = stream
+        self.stacks = stacks
+        self.header_done = False
+
+    def _line(self, values):
+        return "  ".join(str(v)[:w].ljust(w) for v, (_, w)
+                         in zip(values, ROW_COLUMNS)).rstrip()
+
+    def event(self, record):
+        if not self.header_done:
+            self.stream.write(self._line([c for c, _ in ROW_COLUMNS]) + "\n")
+            self.header_done = True
+        row = [record["time"][11:26], record["kind"], record["hook"],
+               record["state"] or "-", record["reason"] or "-",
+               _endpoint(record["saddr"], record["sport"]),
+               _endpoint(record["daddr"], record["dport"]),
+               record["pid"], record["comm"], record["context"] or "-"]
+        out = [self._line(row)]
+        if record.get("cause"):
+            out.append("    cause: %s: %s" % (record["cause"],
+                                              record["explanation"]))
+        if self.stacks:
+            out.extend("    " + f for f in record["stack"])
+        self.stream.write("\n".join(out) + "\n")
+        self.stream.flush()
+
+    def lost(self, count, total):
+        self.stream.write("LOST %d events (ring buffer full), %d in all\n"
+                          % (count, total))
+        self.stream.flush()
+
+    def summary(self, summary):
+        self.stream.write(summary.as_text() + "\n")
+        self.stream.flush()
+
+
+class Summary:
+    """Counts by kind, hook, state, reason, cause and kernel path."""
+
+    KEYS = ("kind", "hook", "state", "reason", "cause")
+
+    def __init__(self):
+        self.total = 0
+        self.lost = 0
+        self.by = {k: collections.Counter() for k in self.KEYS}
+        self.paths = collections.Counter()
+
+    def add(self, record):
+        self.total += 1
+        for k in self.KEYS:
+            self.by[k][record.get(k) or "-"] += 1
+        self.paths[path_of(record["stack"])] += 1
+
+    def as_dict(self):
+        return {"events": self.total, "lost": self.lost,
+                **{"by_" + k: dict(self.by[k].most_common()) for k in self.KEYS},
+                "top_paths": dict(self.paths.most_common(10))}
+
+    def as_text(self):
+        parts = ["%d events, %d lost" % (self.total, self.lost)]
+        for k in self.KEYS:
+            if self.by[k]:
+                parts.append(tabulate(self.by[k].most_common(),
+                                      headers=[k, "count"]))
+        if self.paths:
+            parts.append(tabulate(self.paths.most_common(10),
+                                  headers=["kernel path (innermost first)",
+                                           "count"]))
+        return "\n\n".join(parts)
+
+
+def path_of(stack, depth=4):
+    """The first frames of a stack, the part that tells RST paths apart."""
+    if not stack:
+        return "-"
+    return " < ".join(base_name(f) for f in stack[:depth])

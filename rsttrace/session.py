@@ -1,0 +1,97 @@
+"""A tracing session: probe -> event -> (attribution) -> output, until told
+to stop (duration, count, SIGINT/SIGTERM)."""
+
+import signal
+import sys
+import time
+
+from . import kernel
+from .event import Decoder
+from .output import Summary
+from .reasons import ReasonNames
+
+
+class Session:
+    def __init__(self, tracer, writer=None, summary=False, count=None,
+                 duration=None, on_record=None, warn=None):
+        self.tracer = tracer
+        self.writer = writer
+        self.summary = Summary() if summary else None
+        self.count = count
+        self.duration = duration
+        self.on_record = on_record
+        self.warn = warn or (lambda m: print("rsttrace: " + m,
+                                             file=sys.stderr, flush=True))
+        self.decoder = None
+        self.seen = 0
+        self.lost_reported = 0
+        self.stopping = False
+
+    def start(self):
+        self.tracer.start(self._raw)
+        kbtf = self.tracer.kbtf
+        tp_format = kernel.tracepoint_format("tcp", "tcp_send_reset")
+        self.decoder = Decoder(ReasonNames.for_kernel(kbtf, tp_format),
+                               kernel.hz(), self.tracer.stack,
+                               self.tracer.ksym)
+        return self
+
+    def _raw(self, ev):
+        if self.count is not None and self.seen >= self.count:
+            return
+        record = self.decoder.record(ev)
+        self.seen += 1
+        if self.summary is not None:
+            self.summary.add(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        if self.writer is not None:
+            self.writer.event(record)
+
+    def check_lost(self):
+        _, lost = self.tracer.counts()
+        if lost > self.lost_reported:
+            delta = lost - self.lost_reported
+            self.lost_reported = lost
+            self.warn("lost %d events (buffer full), %d in all" % (delta,
+                                                                    lost))
+            if self.writer is not None:
+                self.writer.lost(delta, lost)
+        if self.summary is not None:
+            self.summary.lost = lost
+
+    def _stop(self, signum, frame):
+        self.stopping = True
+
+    def run(self):
+        """Poll until duration, count or a signal; then finish()."""
+        old = {s: signal.signal(s, self._stop)
+               for s in (signal.SIGINT, signal.SIGTERM)}
+        deadline = (time.monotonic() + self.duration
+                    if self.duration else None)
+        try:
+            while not self.stopping:
+                self.tracer.poll(100)
+                self.check_lost()
+                if self.count is not None and self.seen >= self.count:
+                    break
+                if deadline and time.monotonic() >= deadline:
+                    break
+        finally:
+            self.finish()
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def drain(self):
+        self.tracer.drain()
+        self.check_lost()
+
+    def finish(self):
+        if self.tracer.bpf is None:
+            return
+        try:
+            self.drain()
+            if self.summary is not None and self.writer is not None:
+                self.writer.summary(self.summary)
+        finally:
+            self.tracer.close()

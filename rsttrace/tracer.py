@@ -1,0 +1,203 @@
+"""Compile bpf/rsttrace.bpf.c with bcc, attach it, and read its events.
+
+    tracer = Tracer(mode="auto", filters=Filters())
+    tracer.start(on_event)      # on_event(raw bcc event struct)
+    while ...: tracer.poll(100)
+    tracer.close()
+"""
+
+import os
+import sys
+
+from . import hooks, kernel, offsets
+from .errors import RsttraceError
+from .filters import Filters
+
+BPF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf")
+if not os.path.isdir(BPF_DIR):  # running from a source checkout
+    BPF_DIR = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "bpf")
+BPF_SOURCE = os.path.join(BPF_DIR, "rsttrace.bpf.c")
+
+STACK_ENTRIES = 16384
+RINGBUF_PAGES = 1024         # 4 MiB
+PERF_PAGES = 256             # per CPU
+
+
+def import_bcc():
+    try:
+        import bcc
+    except ImportError:
+        raise RsttraceError(
+            "bcc's Python module is missing",
+            "install Debian's python3-bpfcc (scripts/setup does) and run "
+            "rsttrace with /usr/bin/python3 or a venv made with "
+            "--system-site-packages; never `pip install bcc`")
+    return bcc
+
+
+def require_root():
+    if os.geteuid() != 0:
+        raise RsttraceError("rsttrace needs root to load BPF programs",
+                            "run it with sudo")
+
+
+class Tracer:
+    """The BPF side of rsttrace, for one attach mode and one filter set."""
+
+    def __init__(self, mode="auto", filters=None, warn=None):
+        self.requested_mode = mode
+        self.filters = filters or Filters()
+        self.warn = warn or (lambda msg: print("rsttrace: " + msg,
+                                               file=sys.stderr))
+        self.bpf = None
+        self.mode = None
+        self.placements = []
+        self.kbtf = None
+        self.ringbuf = False
+        self.perf_lost = 0
+
+    # -- planning (no BPF loaded yet) --------------------------------------
+
+    def plan(self):
+        """Decide mode, hooks and flags; raise RsttraceError if impossible."""
+        kernel.tracefs(mount=True)
+        self.kbtf = kernel.load_btf()
+        if self.kbtf is None and not kernel.headers_match():
+            raise RsttraceError(
+                "this kernel has no BTF (/sys/kernel/btf/vmlinux) and no "
+                "matching headers, so rsttrace cannot know its struct layout",
+                "install linux-headers-%s, or use a kernel built with "
+                "CONFIG_DEBUG_INFO_BTF=y" % kernel.release())
+        if self.requested_mode in (None, "auto"):
+            self.mode = hooks.auto_mode()
+        else:
+            hooks.check_mode(self.requested_mode)
+            self.mode = self.requested_mode
+        self.placements = [hooks.place(h, self.mode, self.kbtf)
+                           for h in hooks.hooks_for(self.mode)]
+        if not any(not p.skipped for p in self.placements):
+            raise RsttraceError(
+                "none of rsttrace's hooks exist in this kernel for mode %s: %s"
+                % (self.mode, "; ".join(p.skipped for p in self.placements)),
+                "try another --mode")
+        self.ringbuf = kernel.ringbuf_supported()
+        return self
+
+    def cflags(self):
+        flags = ["-I" + BPF_DIR,
+                 "-DMODE_%s" % {"kprobe": "KPROBE", "fentry": "FENTRY",
+                                "tracepoint": "RAW_TP"}[self.mode],
+                 "-DSTACK_ENTRIES=%d" % STACK_ENTRIES,
+                 "-Wno-macro-redefined"]
+        if self.ringbuf:
+            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d" % RINGBUF_PAGES]
+        flags += offsets.cflags(self.kbtf)
+        for p in self.placements:
+            flags += p.cflags()
+        flags += self.filters.cflags()
+        return flags
+
+    # -- loading -----------------------------------------------------------
+
+    def start(self, on_event):
+        """Compile, attach, and deliver each event to on_event(event)."""
+        require_root()
+        bcc = import_bcc()
+        if self.mode is None:
+            self.plan()
+        for p in self.placements:
+            if p.skipped:
+                self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
+        try:
+            self.bpf = bcc.BPF(src_file=BPF_SOURCE.encode(),
+                               cflags=self.cflags())
+        except Exception as e:
+            raise RsttraceError("the BPF program did not compile or load (%s)"
+                                % str(e).strip().splitlines()[-1],
+                                "run `rsttrace doctor` to see what this "
+                                "kernel lacks")
+        try:
+            self._attach()
+            self.filters.fill_maps(self.bpf)
+            self._open(on_event)
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def _attach(self):
+        for p in self.placements:
+            if p.skipped:
+                continue
+            fn = "on_" + p.hook.key.lower()
+            try:
+                if self.mode == "tracepoint":
+                    self.bpf.attach_raw_tracepoint(tp=p.symbol.encode(),
+                                                   fn_name=fn.encode())
+                elif self.mode == "kprobe":
+                    self.bpf.attach_kprobe(event=p.symbol.encode(),
+                                           fn_name=fn.encode())
+                # fentry: bcc attaches every kfunc__ program as it loads.
+            except Exception as e:
+                p.skipped = "attach failed: %s" % e
+                self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
+        if all(p.skipped for p in self.placements):
+            raise RsttraceError("no hook could be attached",
+                                "run `rsttrace doctor`")
+
+    def _open(self, on_event):
+        def callback(*args):
+            # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size)
+            on_event(self.bpf["events"].event(args[1]))
+
+        if self.ringbuf:
+            self.bpf["events"].open_ring_buffer(callback)
+        else:
+            def lost(count):
+                self.perf_lost += count
+            self.bpf["events"].open_perf_buffer(callback, page_cnt=PERF_PAGES,
+                                                lost_cb=lost)
+
+    def attached(self):
+        return [p for p in self.placements if not p.skipped]
+
+    def poll(self, timeout_ms=100):
+        if self.ringbuf:
+            self.bpf.ring_buffer_poll(timeout_ms)
+        else:
+            self.bpf.perf_buffer_poll(timeout_ms)
+
+    def drain(self):
+        """Deliver whatever is already in the buffers, without waiting."""
+        if self.ringbuf:
+            self.bpf.ring_buffer_consume()
+        else:
+            self.bpf.perf_buffer_poll(0)
+
+    def counts(self):
+        """(matched, lost): events that passed the filters in the kernel,
+        and of those the ones the buffer had no room for."""
+        table = self.bpf["counts"]
+        matched = sum(table[table.Key(0)])
+        lost = sum(table[table.Key(1)]) + self.perf_lost
+        return matched, lost
+
+    def stack(self, stack_id):
+        """Kernel addresses of a stack id, innermost first."""
+        if stack_id < 0:
+            return []
+        try:
+            return list(self.bpf["stacks"].walk(stack_id))
+        except KeyError:
+            return []
+
+    def ksym(self, addr):
+        return self.bpf.ksym(addr).decode("ascii", "replace")
+
+    def close(self):
+        if self.bpf is not None:
+            try:
+                self.bpf.cleanup()
+            finally:
+                self.bpf = None
