@@ -41,6 +41,7 @@ class Output:
         try:
             self.stream = open(self.tmp, "w", buffering=1)
         except OSError as e:
+            self.tmp = None
             raise RsttraceError("cannot write %s (%s)" % (self.path,
                                                           e.strerror),
                                 "choose a writable path with --output")
@@ -155,7 +156,8 @@ def doctor(as_json):
                       for h, s, st in hooks]}, indent=2))
         return
     def show(v):
-        return "yes" if v is True else "no" if v is False else v
+        return ("yes" if v is True else "no" if v is False else
+                "unknown (run as root)" if v is None else v)
     click.echo(tabulate([(c, show(v), n) for c, v, n in checks],
                         headers=["check", "value", "note"]))
     click.echo()

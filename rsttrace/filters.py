@@ -44,21 +44,21 @@ class Filters:
         """Put the set-valued filters into the program's maps."""
         import ctypes as ct
         if self.ports:
-            table = bpf["filter_ports"]
+            table = bpf[b"filter_ports"]
             for port in self.ports:
                 table[table.Key(port)] = table.Leaf(1)
         if self.hosts:
-            table = bpf["filter_hosts"]
+            table = bpf[b"filter_hosts"]
             for addr in self.hosts:
                 key = table.Key()
                 ct.memmove(ct.byref(key), addr.packed, 16)
                 table[key] = table.Leaf(1)
         if self.netns:
-            table = bpf["filter_netns"]
+            table = bpf[b"filter_netns"]
             for inum in self.netns:
                 table[table.Key(inum)] = table.Leaf(1)
         if self.comm is not None:
-            table = bpf["filter_comm"]
+            table = bpf[b"filter_comm"]
             leaf = table.Leaf()
             raw = self.comm.encode()
             ct.memmove(ct.byref(leaf), raw, len(raw))

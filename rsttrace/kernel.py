@@ -120,16 +120,17 @@ def _libbpf():
 
 
 def prog_type_supported(prog_type):
-    """libbpf's probe: loads a trivial program of that type. None: unknown."""
+    """libbpf's probe: loads a trivial program of that type. None: unknown
+    (no libbpf, or not root, so nothing can be loaded)."""
     lib = _libbpf()
-    if lib is None:
+    if lib is None or os.geteuid() != 0:
         return None
     return lib.libbpf_probe_bpf_prog_type(prog_type, None) == 1
 
 
 def ringbuf_supported():
     lib = _libbpf()
-    if lib is not None:
+    if lib is not None and os.geteuid() == 0:
         return lib.libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, None) == 1
     return version_tuple() >= (5, 8)
 
@@ -151,7 +152,7 @@ def fentry_supported():
         return False
     if "bpf_trampoline_link_prog" not in kallsyms():
         return False
-    return bool(prog_type_supported(BPF_PROG_TYPE_TRACING))
+    return prog_type_supported(BPF_PROG_TYPE_TRACING)
 
 
 def raw_tracepoints_supported():

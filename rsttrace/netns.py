@@ -113,10 +113,11 @@ class NamespacePair:
         finally:
             netns.popns()
 
-    def socket(self, side, family=socket.AF_INET, kind=socket.SOCK_STREAM):
+    def socket(self, side, family=socket.AF_INET, kind=socket.SOCK_STREAM,
+               proto=0):
         """A socket created in namespace `side`; closed by close()."""
         with self.entered(side):
-            s = socket.socket(family, kind)
+            s = socket.socket(family, kind, proto)
         self._sockets.append(s)
         return s
 

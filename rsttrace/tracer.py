@@ -61,6 +61,8 @@ class Tracer:
 
     def plan(self):
         """Decide mode, hooks and flags; raise RsttraceError if impossible."""
+        require_root()
+        import_bcc()
         kernel.tracefs(mount=True)
         self.kbtf = kernel.load_btf()
         if self.kbtf is None and not kernel.headers_match():
@@ -147,17 +149,19 @@ class Tracer:
                                 "run `rsttrace doctor`")
 
     def _open(self, on_event):
-        def callback(*args):
+        events = self.bpf[b"events"]
+
+        def callback(_ctx_or_cpu, data, _size):
             # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size)
-            on_event(self.bpf["events"].event(args[1]))
+            on_event(events.event(data))
 
         if self.ringbuf:
-            self.bpf["events"].open_ring_buffer(callback)
+            events.open_ring_buffer(callback)
         else:
             def lost(count):
                 self.perf_lost += count
-            self.bpf["events"].open_perf_buffer(callback, page_cnt=PERF_PAGES,
-                                                lost_cb=lost)
+            events.open_perf_buffer(callback, page_cnt=PERF_PAGES,
+                                    lost_cb=lost)
 
     def attached(self):
         return [p for p in self.placements if not p.skipped]
@@ -178,7 +182,7 @@ class Tracer:
     def counts(self):
         """(matched, lost): events that passed the filters in the kernel,
         and of those the ones the buffer had no room for."""
-        table = self.bpf["counts"]
+        table = self.bpf[b"counts"]
         matched = sum(table[table.Key(0)])
         lost = sum(table[table.Key(1)]) + self.perf_lost
         return matched, lost
@@ -188,7 +192,7 @@ class Tracer:
         if stack_id < 0:
             return []
         try:
-            return list(self.bpf["stacks"].walk(stack_id))
+            return list(self.bpf[b"stacks"].walk(stack_id))
         except KeyError:
             return []
 

@@ -1,0 +1,203 @@
+"""`rsttrace trace` and `rsttrace doctor` run as a user runs them: the
+installed command in a subprocess, real BPF, RSTs provoked between two
+namespaces while it runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rsttrace import provoke
+
+pytestmark = pytest.mark.root
+
+RSTTRACE = os.path.join(os.path.dirname(sys.executable), "rsttrace")
+
+
+class Running:
+    """`rsttrace trace ...` in the background, ready once it says so."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([RSTTRACE, "trace", *args],
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        if "tracing in" not in line:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError("rsttrace did not start: %s%s%s"
+                                 % (line, err, out))
+        self.banner = line
+
+    def stop(self, sig=signal.SIGINT):
+        provoke.settle(0.2)
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err
+
+    def wait(self):
+        out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, out, err
+
+
+def jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def pair():
+    from rsttrace.netns import NamespacePair
+    with NamespacePair() as p:
+        yield p
+
+
+def ns_args(pair):
+    return ["--netns", pair.names["a"], "--netns", pair.names["b"]]
+
+
+def events(records):
+    return [r for r in records if r["kind"] in ("sent", "received",
+                                                "challenge_ack")]
+
+
+def test_trace_json_and_summary(pair):
+    run = Running("--json", "--summary", *ns_args(pair))
+    p = provoke.closed_port(pair, 4)
+    rc, out, err = run.stop()
+    assert rc == 0, err
+    recs = jsonl(out)
+    evs = events(recs)
+    assert {r["kind"] for r in evs} == {"sent", "received"}
+    assert all(r["sport"] in (p.sport, p.dport) for r in evs)
+    summary = [r for r in recs if r["kind"] == "summary"]
+    assert len(summary) == 1 and recs[-1] is summary[0]
+    assert summary[0]["events"] == 2 and summary[0]["lost"] == 0
+    assert summary[0]["by_kind"] == {"sent": 1, "received": 1}
+
+
+def test_port_filter_drops_other_ports(pair):
+    keep = provoke._free_port(pair, "b", 4)
+    run = Running("--json", "--port", str(keep), *ns_args(pair))
+    cli = pair.socket("a")
+    cli.settimeout(5)
+    with pytest.raises(ConnectionRefusedError):
+        cli.connect((pair.ipv4["b"], keep))
+    other = provoke.closed_port(pair, 4)      # a different, free port
+    assert other.sport != keep
+    rc, out, err = run.stop()
+    evs = events(jsonl(out))
+    assert len(evs) == 2, evs
+    assert all(keep in (r["sport"], r["dport"]) for r in evs)
+
+
+def test_family_filter(pair):
+    run = Running("--json", "-6", *ns_args(pair))
+    provoke.closed_port(pair, 4)
+    p6 = provoke.closed_port(pair, 6)
+    rc, out, err = run.stop()
+    evs = events(jsonl(out))
+    assert len(evs) == 2 and {r["family"] for r in evs} == {6}
+    assert {r["saddr"] for r in evs} <= {p6.saddr, p6.daddr}
+
+
+def test_host_filter(pair):
+    """--host on the client's address keeps both events of its RST
+    (it is the destination of one and the source of the other) and
+    drops an RST between other addresses (IPv6 here)."""
+    run = Running("--json", "--host", pair.ipv4["a"], *ns_args(pair))
+    provoke.closed_port(pair, 6)
+    p4 = provoke.closed_port(pair, 4)
+    rc, out, err = run.stop()
+    evs = events(jsonl(out))
+    assert len(evs) == 2
+    assert all(pair.ipv4["a"] in (r["saddr"], r["daddr"]) for r in evs)
+    assert {r["sport"] for r in evs} <= {p4.sport, p4.dport}
+
+
+def test_netns_filter(pair):
+    """Only namespace b: its sent RST, not a's received one."""
+    run = Running("--json", "--netns", pair.names["b"])
+    provoke.closed_port(pair, 4)
+    rc, out, err = run.stop()
+    evs = events(jsonl(out))
+    assert [r["kind"] for r in evs] == ["sent"]
+    assert evs[0]["netns"] == pair.inode("b")
+
+
+def test_pid_and_comm_filters(pair):
+    """Both RSTs of a connect to a closed port run on this process's
+    CPU time (the SYN's softirq runs in its context on a veth pair), so a
+    pid or comm filter for us keeps them and one for init drops them."""
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    keep = Running("--json", "--pid", str(os.getpid()), *ns_args(pair))
+    drop = Running("--json", "--pid", "1", *ns_args(pair))
+    by_comm = Running("--json", "--comm", comm, *ns_args(pair))
+    provoke.closed_port(pair, 4)
+    kept = events(jsonl(keep.stop()[1]))
+    dropped = events(jsonl(drop.stop()[1]))
+    commed = events(jsonl(by_comm.stop()[1]))
+    assert len(kept) == 2 and all(r["pid"] == os.getpid() for r in kept)
+    assert dropped == []
+    assert len(commed) == 2 and all(r["comm"] == comm for r in commed)
+
+
+def test_count_and_duration_stop_by_themselves(pair):
+    run = Running("--json", "--count", "1", *ns_args(pair))
+    provoke.closed_port(pair, 4)
+    rc, out, err = run.wait()
+    assert rc == 0 and len(events(jsonl(out))) == 1
+
+    t0 = time.monotonic()
+    run = Running("--json", "--duration", "1", *ns_args(pair))
+    rc, out, err = run.wait()
+    assert rc == 0 and events(jsonl(out)) == []
+    assert time.monotonic() - t0 < 15
+
+
+def test_sigterm_flushes_summary(pair):
+    run = Running("--summary", *ns_args(pair))
+    provoke.linger_zero(pair, 4)
+    rc, out, err = run.stop(signal.SIGTERM)
+    assert rc == 0, err
+    assert "tcp_send_active_reset" in out          # the stack, indented
+    assert "2 events, 0 lost" in out
+
+
+def test_output_file_written_whole(pair, tmp_path):
+    path = tmp_path / "rst.jsonl"
+    run = Running("--json", "-o", str(path), *ns_args(pair))
+    provoke.closed_port(pair, 4)
+    rc, out, err = run.stop()
+    assert rc == 0 and out == ""
+    assert len(events(jsonl(path.read_text()))) == 2
+    assert os.listdir(tmp_path) == ["rst.jsonl"]
+
+
+def test_no_stack_omits_stack(pair):
+    run = Running("--json", "--no-stack", *ns_args(pair))
+    provoke.closed_port(pair, 4)
+    evs = events(jsonl(run.stop()[1]))
+    assert len(evs) == 2 and all("stack" not in r for r in evs)
+
+
+def test_doctor_reports_this_kernel():
+    out = subprocess.run([RSTTRACE, "doctor", "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    doc = json.loads(out)
+    assert doc["checks"]["kernel"] == os.uname().release
+    assert doc["checks"]["BTF"] is os.path.exists("/sys/kernel/btf/vmlinux")
+    kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe/type")
+    assert doc["checks"]["kprobes"] is kprobes
+    hooks = {h["hook"]: h for h in doc["hooks"]}
+    assert set(hooks) >= {"tcp_v4_send_reset", "tcp_v6_send_reset",
+                          "tcp_send_active_reset", "tcp_reset",
+                          "tcp_send_challenge_ack", "tcp:tcp_send_reset",
+                          "tcp:tcp_receive_reset"}
+    if not kprobes:
+        assert doc["mode"] in ("fentry", "tracepoint")
+        assert hooks["tcp:tcp_send_reset"]["status"].startswith("used")

@@ -1,0 +1,87 @@
+"""Bad input and missing pieces: one line saying what is wrong and how to
+fix it, a non-zero exit, nothing half-written left behind."""
+
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+RSTTRACE = os.path.join(os.path.dirname(sys.executable), "rsttrace")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def run(*args, **kw):
+    return subprocess.run(list(args), capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def one_error_line(res):
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("rsttrace: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--port", "70000"], "not a TCP port"),
+    (["--port", "http"], "not a TCP port"),
+    (["--host", "example"], "not an IP address"),
+    (["--netns", "no-such-namespace-xyz"], "not a network namespace"),
+    (["--comm", "a-name-longer-than-15"], "not a process name"),
+    (["--pid", "999999999"], "no process with pid"),
+    (["-4", "-6"], "exclude each other"),
+])
+def test_bad_filter_values(args, words):
+    res = run(RSTTRACE, "trace", *args)
+    assert res.returncode == 2
+    assert words in one_error_line(res)
+    assert res.stdout == ""
+
+
+@pytest.mark.root
+def test_not_root():
+    """As an unprivileged user: says root is needed, exits 1."""
+    res = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              RSTTRACE, "trace", "--duration", "1")
+    assert res.returncode == 1
+    assert "needs root" in one_error_line(res)
+    assert "sudo" in res.stderr
+
+
+@pytest.mark.root
+def test_unwritable_output_leaves_nothing(tmp_path):
+    # root ignores permission bits, so use a directory that is missing
+    missing = tmp_path / "missing" / "out.jsonl"
+    res = run(RSTTRACE, "trace", "--json", "-o", str(missing),
+              "--duration", "1")
+    assert res.returncode == 1
+    assert "cannot write" in one_error_line(res)
+    assert not missing.parent.exists()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.root
+def test_bcc_missing():
+    """The same interpreter without its site packages (so without Debian's
+    bcc), the project's own dependencies on the path: a real bcc-less
+    Python."""
+    venv_site = sysconfig.get_paths()["purelib"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, venv_site]))
+    res = run("/usr/bin/python3", "-S", "-c",
+              "import sys; sys.argv[0] = 'rsttrace'; "
+              "from rsttrace.cli import main; main()",
+              "trace", "--duration", "1", env=env)
+    assert res.returncode == 1, res.stderr
+    line = one_error_line(res)
+    assert "bcc" in line and "python3-bpfcc" in line
+
+
+@pytest.mark.root
+def test_doctor_runs_unprivileged():
+    res = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              RSTTRACE, "doctor")
+    assert res.returncode in (0, 1)
+    assert "trace will use" in res.stdout or "trace cannot run" in res.stdout

@@ -1,0 +1,199 @@
+"""Real RSTs between two network namespaces, observed through the real BPF
+program: each test provokes one RST and checks the events both sides'
+kernels reported for it."""
+
+import socket
+
+import pytest
+
+from bpfcheck import require_bpf
+from rsttrace import provoke
+from rsttrace.event import FIELDS, base_name
+from rsttrace.filters import Filters
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def traced():
+    """(pair, session, records): one tracer for the module, filtered to the
+    pair's two namespaces so host traffic cannot leak in."""
+    require_bpf()
+    from rsttrace.netns import NamespacePair
+    from rsttrace.session import Session
+    from rsttrace.tracer import Tracer
+
+    records = []
+    with NamespacePair() as pair:
+        tracer = Tracer(filters=Filters(netns=pair.inodes()))
+        session = Session(tracer, on_record=records.append)
+        session.start()
+        try:
+            yield pair, session, records
+        finally:
+            session.finish()
+
+
+def provoke_and_collect(traced, fn, family):
+    pair, session, records = traced
+    start = len(records)
+    p = fn(pair, family)
+    provoke.settle()
+    session.drain()
+    mine = [r for r in records[start:]
+            if {(r["saddr"], r["sport"]), (r["daddr"], r["dport"])} ==
+            {(p.saddr, p.sport), (p.daddr, p.dport)}]
+    sent = [r for r in mine if r["kind"] == "sent"]
+    received = [r for r in mine if r["kind"] == "received"]
+    return pair, p, sent, received
+
+
+def frames(record):
+    return [base_name(f) for f in record["stack"]]
+
+
+def kernel_has_reasons(session):
+    return bool(session.decoder.reasons.names)
+
+
+def check_direction(record, p):
+    """Addresses and ports in the RST's own direction."""
+    assert (record["saddr"], record["sport"]) == (p.saddr, p.sport)
+    assert (record["daddr"], record["dport"]) == (p.daddr, p.dport)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_closed_port(traced, family):
+    pair, p, sent, received = provoke_and_collect(
+        traced, provoke.closed_port, family)
+    assert p.error == "Connection refused"
+    assert len(sent) == 1 and len(received) == 1, (sent, received)
+    s, r = sent[0], received[0]
+
+    send_fn = "tcp_v4_send_reset" if family == 4 else "tcp_v6_send_reset"
+    rcv_fn = "tcp_v4_rcv" if family == 4 else "tcp_v6_rcv"
+    assert s["hook"] in ("tcp:tcp_send_reset", send_fn)
+    assert frames(s)[:2] == [send_fn, rcv_fn]
+    assert s["state"] is None            # no socket at all
+    assert s["family"] == family
+    check_direction(s, p)
+    assert s["netns"] == pair.inode("b")
+    assert s["seg_flags"] == "SYN" and s["seg_len"] == 0
+    # A reply to a SYN carries seq 0 and acks the SYN (RFC 793 reset
+    # generation, tcp_v4_send_reset()).
+    assert s["seq"] == 0 and s["ack"] > 0
+    assert s["context"] == "softirq"
+    assert s["rcv_unread"] is None and s["backlog"] is None
+    if traced[1].decoder.reasons.names:
+        assert s["reason"] == "NO_SOCKET"
+
+    assert r["hook"] in ("tcp:tcp_receive_reset", "tcp_reset")
+    assert frames(r)[0] == "tcp_reset"
+    assert r["state"] == "SYN_SENT"
+    assert r["family"] == family
+    check_direction(r, p)
+    assert r["netns"] == pair.inode("a")
+    assert r["reason"] is None
+
+
+def test_linger_zero(traced):
+    pair, p, sent, received = provoke_and_collect(
+        traced, provoke.linger_zero, 4)
+    assert p.error == "Connection reset by peer"
+    assert len(sent) == 1 and len(received) == 1, (sent, received)
+    s, r = sent[0], received[0]
+    assert s["hook"] in ("tcp:tcp_send_reset", "tcp_send_active_reset")
+    f = frames(s)
+    assert f[0] == "tcp_send_active_reset"
+    assert "tcp_disconnect" in f and "tcp_close" in f
+    assert s["state"] == "CLOSE"
+    assert s["linger"] == 0
+    assert s["netns"] == pair.inode("a")
+    assert s["context"] == "process"
+    assert s["seg_flags"] is None        # no packet caused it
+    check_direction(s, p)
+
+    assert r["state"] == "ESTABLISHED"
+    assert r["netns"] == pair.inode("b")
+    check_direction(r, p)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_unread_data_close(traced, family):
+    pair, p, sent, received = provoke_and_collect(
+        traced, provoke.unread_data_close, family)
+    assert len(sent) == 1 and len(received) == 1, (sent, received)
+    s, r = sent[0], received[0]
+    f = frames(s)
+    assert f[0] == "tcp_send_active_reset"
+    assert "__tcp_close" in f and "tcp_disconnect" not in f
+    assert s["rcv_unread"] == 1000       # the bytes it never read
+    assert s["linger"] is None
+    assert s["family"] == family
+    assert s["netns"] == pair.inode("a")
+    check_direction(s, p)
+    if traced[1].decoder.reasons.names:
+        assert s["reason"] == "TCP_ABORT_ON_CLOSE"
+    assert r["state"] == "ESTABLISHED"
+    assert r["netns"] == pair.inode("b")
+
+
+def test_records_have_every_field(traced):
+    _, _, sent, received = provoke_and_collect(traced, provoke.closed_port, 4)
+    for rec in sent + received:
+        assert tuple(rec) == FIELDS
+        assert rec["cause"] is None and rec["explanation"] is None
+        assert rec["time"].endswith("+00:00")
+        assert rec["comm"]
+
+
+def test_no_loss_counted(traced):
+    _, session, records = traced
+    matched, lost = session.tracer.counts()
+    assert lost == 0
+    assert matched == len(records)
+
+
+def test_listener_fields(traced):
+    """An ACK that reaches a listener with no matching request: the listener
+    answers with an RST (tcp_v4_rcv -> tcp_v4_do_rcv -> ... send_reset) and
+    rsttrace reports the listener's backlog. Made with a raw socket that
+    sends a lone ACK to a listening port."""
+    pair, session, records = traced
+    lst = pair.socket("b")
+    lst.bind((pair.ipv4["b"], 0))
+    lst.listen(7)
+    port = lst.getsockname()[1]
+    start = len(records)
+    raw = pair.socket("a", socket.AF_INET, socket.SOCK_RAW,
+                      socket.IPPROTO_TCP)
+    raw.sendto(_tcp_segment(pair.ipv4["a"], pair.ipv4["b"], 40000, port,
+                            seq=1000, ack=2000, flags=0x10),
+               (pair.ipv4["b"], 0))
+    provoke.settle()
+    session.drain()
+    mine = [r for r in records[start:] if r["sport"] == port]
+    assert len(mine) == 1, records[start:]
+    s = mine[0]
+    assert s["kind"] == "sent"
+    assert s["state"] == "LISTEN"
+    assert s["backlog"] == 0 and s["backlog_max"] == 7
+    assert s["seg_flags"] == "ACK"
+    assert s["seq"] == 2000              # RST seq = the ACK's ack number
+    assert (s["saddr"], s["daddr"], s["dport"]) == (
+        pair.ipv4["b"], pair.ipv4["a"], 40000)
+    lst.close()
+
+
+def _tcp_segment(src, dst, sport, dport, seq, ack, flags):
+    import struct
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags,
+                      65535, 0, 0)
+    pseudo = (socket.inet_aton(src) + socket.inet_aton(dst) +
+              struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(hdr)))
+    data = pseudo + hdr
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    csum = ~total & 0xffff
+    return hdr[:16] + struct.pack("!H", csum) + hdr[18:]
