@@ -198,11 +198,15 @@ static __always_inline int read_skb(struct rst_event *ev, const void *skb,
 	READ(th_off, skb + OFF_SKB_TRANSPORT_HEADER);
 	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
 	READ(len, skb + OFF_SKB_LEN);
-	if (!head || th_off == 0xffff || nh_off == 0xffff)
-		return 0;
-	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+	if (!head || nh_off == 0xffff)
 		return 0;
 	READ(ver, head + nh_off);
+	/* transport_header is unset (~0) on packets built outside the TCP
+	 * stack: then the TCP header follows the IP header. */
+	if (th_off == 0xffff || th_off <= nh_off)
+		th_off = nh_off + ((ver >> 4) == 4 ? (ver & 0x0f) * 4 : 40);
+	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return 0;
 	ver >>= 4;
 	if (ver == 4) {
 		u32 a = 0;
@@ -297,10 +301,14 @@ static __always_inline int pass_filters(struct rst_event *ev)
  *   sk:     the socket (may be NULL, a request sock or a timewait sock)
  *   skb:    the segment being answered or the RST received (may be NULL)
  *   reason: enum sk_rst_reason value, or -1 where the hook has none
+ *   (the packet hook passes the RST being sent as skb)
  */
 static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 				  const void *sk, const void *skb, s32 reason)
 {
+	/* The packet is the RST itself for a received RST and for the packet
+	 * hook; otherwise it is the segment the RST answers. */
+	int pkt_is_rst = kind == KIND_RECEIVED || hook == HOOK_ID_TP_NET_DEV_QUEUE;
 	struct rst_event ev = {};
 	u8 local[16] = {}, remote[16] = {}, psrc[16] = {}, pdst[16] = {};
 	u16 lport = 0, rport = 0, psport = 0, pdport = 0;
@@ -331,7 +339,7 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 	}
 
 	/* Addresses, ports and sequence numbers in the RST's own direction. */
-	if (kind == KIND_RECEIVED) {
+	if (pkt_is_rst) {
 		if (have_pkt) {
 			__builtin_memcpy(ev.saddr, psrc, 16);
 			__builtin_memcpy(ev.daddr, pdst, 16);
@@ -479,5 +487,74 @@ ENTRY(tp_tcp_receive_reset)
 {
 	return handle(ctx, KIND_RECEIVED, HOOK_ID_TP_TCP_RECEIVE_RESET,
 		      (void *)ARG(TP_TCP_RECEIVE_RESET_SK), NULL, -1);
+}
+#endif
+
+#ifdef HOOK_NF_SEND_RESET
+/* void nf_send_reset(struct net *net, struct sock *sk, struct sk_buff *oldskb,
+ *                    int hook)  (sk since 5.10; net/ipv4/netfilter/
+ * nf_reject_ipv4.c): the RST answers oldskb, as tcp_v4_send_reset does. */
+ENTRY(nf_send_reset)
+{
+	return handle(ctx, KIND_SENT, HOOK_ID_NF_SEND_RESET,
+		      (void *)ARG(NF_SEND_RESET_SK),
+		      (void *)ARG(NF_SEND_RESET_SKB), -1);
+}
+#endif
+
+#ifdef HOOK_NF_SEND_RESET6
+ENTRY(nf_send_reset6)
+{
+	return handle(ctx, KIND_SENT, HOOK_ID_NF_SEND_RESET6,
+		      (void *)ARG(NF_SEND_RESET6_SK),
+		      (void *)ARG(NF_SEND_RESET6_SKB), -1);
+}
+#endif
+
+#ifdef HOOK_TP_NET_DEV_QUEUE
+/*
+ * The packet-level catch-all (opt-in: it runs for every packet queued to a
+ * device). TP_PROTO(struct sk_buff *skb), from __dev_queue_xmit(). It
+ * reports TCP RSTs that the TCP stack did not send: those have no socket
+ * (skb->sk NULL; the TCP stack sends its replies through a per-CPU control
+ * socket and its aborts through the socket itself) and were made on this
+ * host (skb->skb_iif 0; a forwarded packet carries its input interface).
+ * That is netfilter's REJECT (nf_send_reset) and anything else outside
+ * the TCP stack. Always a raw tracepoint, whatever the mode.
+ */
+int on_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
+{
+	const void *skb = (const void *)ctx->args[0];
+	void *owner = NULL;
+	unsigned char *head = NULL;
+	u16 nh_off = 0;
+	int iif = 0;
+	u8 b0 = 0, proto = 0, tflags = 0;
+	u32 l4 = 0;
+
+	READ(owner, skb + OFF_SKB_SK);
+	if (owner)
+		return 0;
+	READ(iif, skb + OFF_SKB_IIF);
+	if (iif)
+		return 0;
+	READ(head, skb + OFF_SKB_HEAD);
+	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
+	if (!head || nh_off == 0xffff)
+		return 0;
+	READ(b0, head + nh_off);
+	if ((b0 >> 4) == 4) {
+		READ(proto, head + nh_off + 9);
+		l4 = (b0 & 0x0f) * 4;
+	} else if ((b0 >> 4) == 6) {
+		READ(proto, head + nh_off + 6);   /* no extension headers */
+		l4 = 40;
+	}
+	if (proto != 6 /* IPPROTO_TCP */)
+		return 0;
+	READ(tflags, head + nh_off + l4 + 13);
+	if (!(tflags & TCPF_RST))
+		return 0;
+	return handle(ctx, KIND_SENT, HOOK_ID_TP_NET_DEV_QUEUE, NULL, skb, -1);
 }
 #endif

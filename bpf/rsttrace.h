@@ -30,6 +30,9 @@
 #define HOOK_ID_TCP_SEND_CHALLENGE_ACK 5
 #define HOOK_ID_TP_TCP_SEND_RESET 6
 #define HOOK_ID_TP_TCP_RECEIVE_RESET 7
+#define HOOK_ID_NF_SEND_RESET 8
+#define HOOK_ID_NF_SEND_RESET6 9
+#define HOOK_ID_TP_NET_DEV_QUEUE 10
 
 /* ev.flags */
 #define EV_SOCK 0x01      /* a socket was passed */

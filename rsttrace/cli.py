@@ -96,9 +96,14 @@ def main():
 @click.option("--no-stack", is_flag=True,
               help="Leave the kernel stack out of the output.")
 @click.option("--summary", is_flag=True,
-              help="At exit, counts by kind, hook, state, reason and path.")
+              help="At exit, counts by kind, hook, state, reason, cause and "
+                   "path.")
+@click.option("--packets", is_flag=True,
+              help="Also watch every packet leaving a device for RSTs the TCP "
+                   "stack did not send (netfilter REJECT). Costs a probe per "
+                   "packet.")
 def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
-          duration, count, no_stack, summary):
+          duration, count, no_stack, summary, packets):
     """Trace TCP RSTs sent and received by this host until Ctrl-C."""
     from .output import JsonWriter, RowWriter
     from .session import Session
@@ -107,7 +112,7 @@ def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
     out = Output(output)
     try:
         filt = filtersmod.build(ports, hosts, pid, comm, netns, ipv4, ipv6)
-        tracer = Tracer(mode=mode, filters=filt).plan()
+        tracer = Tracer(mode=mode, filters=filt, packets=packets).plan()
         stream = out.open()
         writer = JsonWriter(stream) if as_json else RowWriter(
             stream, stacks=not no_stack)

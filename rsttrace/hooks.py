@@ -26,7 +26,7 @@ class Hook:
     """One place rsttrace attaches to."""
 
     def __init__(self, key, hook_id, name, kind, target, tracepoint,
-                 roles, fallback):
+                 roles, fallback, category="tcp"):
         self.key = key              # C identifier: HOOK_<key>, <key>_SK ...
         self.hook_id = hook_id      # HOOK_ID_* in bpf/rsttrace.h
         self.name = name            # what events call it: `hook`
@@ -34,7 +34,9 @@ class Hook:
         self.target = target        # function or tracepoint name
         self.tracepoint = tracepoint
         self.roles = roles          # roles it must have, e.g. ("sk", "skb")
-        self.fallback = fallback    # fn(version) -> {role: position}
+        self.fallback = fallback    # fn(version) -> {role: position}, or
+        #                             None: positions known only from BTF
+        self.category = category    # tracepoint category
 
     def __repr__(self):
         return "Hook(%s)" % self.name
@@ -64,6 +66,12 @@ FUNCTION_HOOKS = [
          # The skb argument was dropped at some point; without BTF to say
          # where it is, do not read it.
          lambda ver: {"sk": 0}),
+    # netfilter's REJECT --reject-with tcp-reset (module nf_reject_ipv4/6;
+    # the signature gained `sk` around 5.10, so only with BTF).
+    Hook("NF_SEND_RESET", 8, "nf_send_reset", KIND_SENT, "nf_send_reset",
+         False, ("skb",), None),
+    Hook("NF_SEND_RESET6", 9, "nf_send_reset6", KIND_SENT, "nf_send_reset6",
+         False, ("skb",), None),
 ]
 
 TRACEPOINT_HOOKS = [
@@ -76,7 +84,14 @@ TRACEPOINT_HOOKS = [
          lambda ver: {"sk": 0}),
 ]
 
-ALL_HOOKS = FUNCTION_HOOKS + TRACEPOINT_HOOKS
+# The packet-level catch-all, opt-in (--packets): every packet queued to a
+# device passes it. Reports TCP RSTs the TCP stack did not send (netfilter
+# REJECT above all), in every mode.
+PACKET_HOOK = Hook("TP_NET_DEV_QUEUE", 10, "net:net_dev_queue", KIND_SENT,
+                   "net_dev_queue", True, ("skb",), lambda ver: {"skb": 0},
+                   category="net")
+
+ALL_HOOKS = FUNCTION_HOOKS + TRACEPOINT_HOOKS + [PACKET_HOOK]
 HOOK_NAMES = {h.hook_id: h.name for h in ALL_HOOKS}
 
 
@@ -124,9 +139,9 @@ def place(hook, mode, kbtf=None, version=None):
     """Resolve `hook` for `mode` on the running kernel."""
     version = version or kernel.version_tuple()
     if hook.tracepoint:
-        if not kernel.tracepoint_exists("tcp", hook.target):
-            return Placement(hook, skipped="tracepoint tcp:%s not in this "
-                             "kernel" % hook.target)
+        if not kernel.tracepoint_exists(hook.category, hook.target):
+            return Placement(hook, skipped="tracepoint %s:%s not in this "
+                             "kernel" % (hook.category, hook.target))
         symbol = hook.target
         types = None
         if kbtf is not None:
@@ -148,6 +163,12 @@ def place(hook, mode, kbtf=None, version=None):
             params = kbtf.func_params(hook.target)
             if params is not None:
                 types = [kbtf.describe(t) for _, t in params]
+        if types is None and mode == "fentry":
+            return Placement(hook, skipped="not in the kernel's BTF (a "
+                             "module function?); fentry needs it")
+        if types is None and hook.fallback is None:
+            return Placement(hook, skipped="its arguments are known only "
+                             "from BTF, which does not describe it")
     if types is not None:
         positions = positions_from_types(types)
         source = "btf"

@@ -46,6 +46,8 @@ FIELDS = {
     "OFF_SKB_TRANSPORT_HEADER": ("sk_buff", ["transport_header"], 2),
     "OFF_SKB_NETWORK_HEADER": ("sk_buff", ["network_header"], 2),
     "OFF_SKB_DEV": ("sk_buff", ["dev"], 8),
+    "OFF_SKB_SK": ("sk_buff", ["sk"], 8),
+    "OFF_SKB_IIF": ("sk_buff", ["skb_iif"], 4),
     # struct net_device: nd_net is a possible_net_t { struct net *net; }
     "OFF_DEV_NET": ("net_device", ["nd_net.net"], 8),
 }
@@ -79,6 +81,8 @@ HEADER_EXPRESSIONS = {
     "OFF_SKB_TRANSPORT_HEADER": "offsetof(struct sk_buff, transport_header)",
     "OFF_SKB_NETWORK_HEADER": "offsetof(struct sk_buff, network_header)",
     "OFF_SKB_DEV": "offsetof(struct sk_buff, dev)",
+    "OFF_SKB_SK": "offsetof(struct sk_buff, sk)",
+    "OFF_SKB_IIF": "offsetof(struct sk_buff, skb_iif)",
     "OFF_DEV_NET": "offsetof(struct net_device, nd_net)",
 }
 

@@ -1,4 +1,4 @@
-"""A tracing session: probe -> event -> (attribution) -> output, until told
+"""A tracing session: probe -> event -> attribution -> output, until told
 to stop (duration, count, SIGINT/SIGTERM)."""
 
 import signal
@@ -6,6 +6,7 @@ import sys
 import time
 
 from . import kernel
+from .attribution import attribute
 from .event import Decoder
 from .output import Summary
 from .reasons import ReasonNames
@@ -40,6 +41,7 @@ class Session:
         if self.count is not None and self.seen >= self.count:
             return
         record = self.decoder.record(ev)
+        record["cause"], record["explanation"] = attribute(record)
         self.seen += 1
         if self.summary is not None:
             self.summary.add(record)

@@ -45,8 +45,9 @@ def require_root():
 class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
-    def __init__(self, mode="auto", filters=None, warn=None):
+    def __init__(self, mode="auto", filters=None, warn=None, packets=False):
         self.requested_mode = mode
+        self.packets = packets
         self.filters = filters or Filters()
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
                                                file=sys.stderr))
@@ -78,6 +79,9 @@ class Tracer:
             self.mode = self.requested_mode
         self.placements = [hooks.place(h, self.mode, self.kbtf)
                            for h in hooks.hooks_for(self.mode)]
+        if self.packets:
+            self.placements.append(hooks.place(hooks.PACKET_HOOK, self.mode,
+                                               self.kbtf))
         if not any(not p.skipped for p in self.placements):
             raise RsttraceError(
                 "none of rsttrace's hooks exist in this kernel for mode %s: %s"
@@ -134,7 +138,7 @@ class Tracer:
                 continue
             fn = "on_" + p.hook.key.lower()
             try:
-                if self.mode == "tracepoint":
+                if p.hook.tracepoint:
                     self.bpf.attach_raw_tracepoint(tp=p.symbol.encode(),
                                                    fn_name=fn.encode())
                 elif self.mode == "kprobe":

@@ -1,0 +1,240 @@
+"""Why was this RST sent or received? One cause per event.
+
+The kernel's own reason is one input among several, and often wrong or
+empty: accept-queue overflow is INVALID_SYN, an SO_LINGER {1,0} close is
+TCP_STATE, netfilter fires no tcp tracepoint, and before 6.10 there are no
+reasons at all. So the decision rests on what is there on every kernel: the
+hook, the kernel path (stack frames), the socket state and what was read
+from the socket and the packet at that moment.
+
+    cause, explanation = attribute(record)
+"""
+
+from .event import base_name
+
+# id -> (what happened, what to do about it). docs/causes.md is made from
+# this table; keep the sentences short.
+CAUSES = {
+    "no-listener": (
+        "a SYN arrived for a port nothing listens on",
+        "check that the service is running and listening on that address "
+        "and port (ss -ltn), and that clients use the right port"),
+    "no-connection": (
+        "a segment arrived for a connection this host does not know: the "
+        "peer still believes in a connection this side forgot (crash, "
+        "restart, expired state, a SYN-ACK to a client that already closed, "
+        "an ACK hitting a listener)",
+        "look for a restart or crash of the side sending the RST, for NAT or "
+        "conntrack state expiring on idle connections, or for a client that "
+        "gave up on connect"),
+    "linger-zero-close": (
+        "the application closed with SO_LINGER {on, 0}, which aborts the "
+        "connection with an RST instead of a FIN",
+        "expected if deliberate (e.g. nginx reset_timedout_connection); "
+        "otherwise drop the zero linger to close gracefully"),
+    "unread-data-close": (
+        "the application closed the socket while received data was still "
+        "unread in its receive queue; the kernel discards it and sends an "
+        "RST (RFC 2525)",
+        "read the whole request (or shut down the write side and drain) "
+        "before close(); check for early error paths in the application"),
+    "data-after-close": (
+        "data arrived after the application had closed the socket "
+        "(FIN_WAIT, orphaned or TIME_WAIT socket), so it cannot be delivered",
+        "the peer keeps writing after this side closed: make the protocol "
+        "agree on who closes first, or shut down writes and drain before "
+        "close"),
+    "accept-queue-overflow": (
+        "the listener's accept queue was full and net.ipv4."
+        "tcp_abort_on_overflow=1 made the kernel reset the new connection",
+        "accept faster, raise the listen() backlog and net.core.somaxconn, "
+        "or set tcp_abort_on_overflow=0 to let clients retry"),
+    "listener-closed": (
+        "a listening socket was closed while connections were still in its "
+        "accept queue; each one is reset",
+        "accept (or drain) pending connections before closing the listener, "
+        "e.g. on graceful restart"),
+    "keepalive-timeout": (
+        "TCP keepalive probes went unanswered, so the kernel gave up on the "
+        "connection",
+        "the peer or the path to it is gone (crash, NAT/firewall idle "
+        "timeout); check the path or tune tcp_keepalive_* / TCP_KEEPIDLE"),
+    "fin-wait2-timeout": (
+        "an orphaned socket waited in FIN_WAIT2 longer than its limit "
+        "(tcp_fin_timeout / TCP_LINGER2) or TCP_LINGER2 < 0 asked for an "
+        "abort, so the kernel reset it",
+        "the peer never closed its side; check the peer, or raise "
+        "TCP_LINGER2 / net.ipv4.tcp_fin_timeout"),
+    "socket-killed": (
+        "the socket was destroyed from outside (ss -K, SOCK_DESTROY)",
+        "find who killed it: an administrator or an agent using sock_diag"),
+    "memory-pressure": (
+        "an orphaned socket was aborted because of TCP memory pressure or "
+        "too many orphans",
+        "raise net.ipv4.tcp_mem / tcp_max_orphans or find what holds so "
+        "many orphaned sockets"),
+    "firewall-reject": (
+        "a netfilter rule rejected the packet with --reject-with tcp-reset "
+        "(iptables, ip6tables or nft)",
+        "check the firewall rules of that namespace (nft list ruleset, "
+        "iptables -S)"),
+    "invalid-ack": (
+        "the RST answers a segment with an unacceptable ACK, e.g. a new "
+        "SYN_SENT socket meeting an old connection's ACK",
+        "usually a stale connection on the peer reusing the same ports; it "
+        "clears itself"),
+    "app-disconnect": (
+        "the application disconnected the socket (connect(AF_UNSPEC)) "
+        "while the connection was open",
+        "expected if deliberate; otherwise find the disconnect in the "
+        "application"),
+    "challenge-ack": (
+        "not an RST: an RFC 5961 challenge ACK answering an in-window RST "
+        "or SYN whose sequence number was not exactly the expected one",
+        "normal protection against blind reset attacks; many mean "
+        "someone is injecting RSTs or a middlebox is confused"),
+    "reset-received": (
+        "an RST from the peer closed a local connection",
+        "look at the peer's side: its rsttrace (or the cause reported for "
+        "the matching sent RST) says why"),
+    "unknown": (
+        "rsttrace does not recognise this kernel path",
+        "the stack shows where the RST came from; please report it"),
+}
+
+# States in which a socket has been closed by the application.
+CLOSED_STATES = {"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK", "CLOSE",
+                 "TIME_WAIT"}
+BAD_ACK_REASONS = {"TCP_INVALID_ACK_SEQUENCE", "TCP_TOO_OLD_ACK",
+                   "TCP_ACK_UNSENT_DATA", "TCP_OLD_ACK"}
+RECEIVED_TEXT = {
+    "SYN_SENT": "connection refused: the peer answered our SYN with an RST",
+    "SYN_RECV": "the peer reset the connection during the handshake",
+    "ESTABLISHED": "connection reset by peer",
+    "CLOSE_WAIT": "connection reset by peer after it had sent its FIN",
+}
+NETFILTER_FRAMES = {"nf_send_reset", "nf_send_reset6", "reject_tg",
+                    "reject_tg6", "nft_reject_ipv4_eval",
+                    "nft_reject_ipv6_eval", "nft_reject_inet_eval",
+                    "nft_reject_netdev_eval", "nf_reject_skb_v4_tcp_reset"}
+
+
+def explain(cause, detail=None):
+    what, fix = CAUSES[cause]
+    text = detail or what
+    return "%s%s; %s." % (text[0].upper(), text[1:], fix)
+
+
+def attribute(rec):
+    """(cause, explanation) for one event record (see event.FIELDS)."""
+    cause, detail = _decide(rec)
+    return cause, explain(cause, detail)
+
+
+def _decide(rec):
+    frames = [base_name(f) for f in rec.get("stack") or ()]
+    fset = set(frames)
+    kind = rec["kind"]
+    state = rec.get("state")
+    reason = rec.get("reason")
+    flags = set((rec.get("seg_flags") or "").split("|")) - {""}
+
+    if kind == "challenge_ack":
+        return "challenge-ack", None
+
+    if kind == "received":
+        # tcp_reset() is also how the kernel kills its own socket when data
+        # arrives after close (tcp_rcv_state_process, FIN_WAIT1/2 with
+        # RCV_SHUTDOWN): no RST was received then.
+        if flags and "RST" not in flags:
+            return "data-after-close", (
+                "not an RST from the peer: data arrived after the "
+                "application closed, so the kernel aborted the socket "
+                "itself and answers with an RST")
+        if (not flags and state in ("FIN_WAIT1", "FIN_WAIT2") and frames
+                and frames[:2] == ["tcp_reset", "tcp_rcv_state_process"]):
+            return "data-after-close", (
+                "probably not an RST from the peer: the kernel aborted a "
+                "closed socket that received data (the hook has no packet "
+                "to tell for sure)")
+        return "reset-received", RECEIVED_TEXT.get(state)
+
+    # -- sent ---------------------------------------------------------------
+    if fset & NETFILTER_FRAMES or (rec.get("hook") or "").startswith("nf_"):
+        return "firewall-reject", None
+
+    # tcp_send_active_reset(): no packet caused it (the tracepoint then has
+    # skb NULL, so no seg_flags).
+    hook = rec.get("hook") or ""
+    if "tcp_send_active_reset" in fset or hook == "tcp_send_active_reset" or (
+            hook == "tcp:tcp_send_reset" and rec.get("seg_flags") is None):
+        return _active(rec, fset, state, reason)
+
+    # A reply to a packet (tcp_v4_send_reset / tcp_v6_send_reset).
+    if state is None:
+        if "SYN" in flags and "ACK" not in flags:
+            return "no-listener", None
+        if "SYN" in flags:
+            return "no-connection", (
+                "a SYN-ACK arrived for a connection attempt this host no "
+                "longer has (the client closed right after connect)")
+        if reason == "NO_SOCKET" or flags:
+            return "no-connection", None
+        return "unknown", None
+    if state == "LISTEN":
+        if ("tcp_check_req" in fset and rec.get("backlog") is not None and
+                rec["backlog"] > rec["backlog_max"]):
+            return "accept-queue-overflow", None
+        if "SYN" not in flags:
+            return "no-connection", (
+                "a segment without SYN reached a listener that has no "
+                "connection for it (half-open peer, or a handshake this "
+                "host forgot)")
+        return "unknown", None
+    if state == "TIME_WAIT" or reason == "TCP_TIMEWAIT_SOCKET":
+        return "data-after-close", (
+            "a segment arrived for a connection in TIME_WAIT that it cannot "
+            "accept (late data after close, or a TIME_WAIT assassination)")
+    if reason == "TCP_ABORT_ON_DATA" or (
+            state in CLOSED_STATES and rec.get("seg_len")):
+        return "data-after-close", None
+    if reason in BAD_ACK_REASONS or state in ("SYN_SENT", "NEW_SYN_RECV",
+                                              "SYN_RECV"):
+        return "invalid-ack", None
+    return "unknown", None
+
+
+def _active(rec, fset, state, reason):
+    """An RST the kernel sent on its own (tcp_send_active_reset)."""
+    if "tcp_keepalive_timer" in fset or reason == "TCP_KEEPALIVE_TIMEOUT":
+        if state == "FIN_WAIT2":
+            return "fin-wait2-timeout", None
+        return "keepalive-timeout", None
+    if fset & {"tcp_out_of_resources", "tcp_check_oom"} or \
+            reason == "TCP_ABORT_ON_MEMORY":
+        return "memory-pressure", None
+    if fset & {"tcp_abort", "sock_diag_destroy", "inet_diag_destroy",
+               "tcp_diag_destroy", "bpf_sock_destroy"}:
+        return "socket-killed", None
+    if "inet_csk_listen_stop" in fset or "inet_child_forget" in fset:
+        return "listener-closed", None
+    linger = rec.get("linger")
+    if "tcp_disconnect" in fset:
+        if linger == 0 and fset & {"__tcp_close", "tcp_close"}:
+            return "linger-zero-close", None
+        if fset & {"inet_dgram_connect", "__inet_stream_connect",
+                   "inet_stream_connect", "tcp_disconnect"} and \
+                not fset & {"__tcp_close", "tcp_close"}:
+            return "app-disconnect", None
+    if fset & {"__tcp_close", "tcp_close"} or reason in (
+            "TCP_ABORT_ON_CLOSE", "TCP_ABORT_ON_LINGER"):
+        if (rec.get("rcv_unread") or 0) > 0 or reason == "TCP_ABORT_ON_CLOSE":
+            return "unread-data-close", None
+        if linger == 0:
+            return "linger-zero-close", None
+        if reason == "TCP_ABORT_ON_LINGER" or state in ("FIN_WAIT2",
+                                                        "CLOSE"):
+            return "fin-wait2-timeout", (
+                "TCP_LINGER2 < 0 asked the kernel to abort instead of "
+                "waiting in FIN_WAIT2")
+    return "unknown", None
