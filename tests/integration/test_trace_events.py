@@ -94,6 +94,7 @@ def test_closed_port(traced, family):
     check_direction(r, p)
     assert r["netns"] == pair.inode("a")
     assert r["reason"] is None
+    assert (s["cause"], r["cause"]) == ("no-listener", "reset-received")
 
 
 def test_linger_zero(traced):
@@ -116,6 +117,7 @@ def test_linger_zero(traced):
     assert r["state"] == "ESTABLISHED"
     assert r["netns"] == pair.inode("b")
     check_direction(r, p)
+    assert (s["cause"], r["cause"]) == ("linger-zero-close", "reset-received")
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -136,13 +138,15 @@ def test_unread_data_close(traced, family):
         assert s["reason"] == "TCP_ABORT_ON_CLOSE"
     assert r["state"] == "ESTABLISHED"
     assert r["netns"] == pair.inode("b")
+    assert (s["cause"], r["cause"]) == ("unread-data-close", "reset-received")
 
 
 def test_records_have_every_field(traced):
     _, _, sent, received = provoke_and_collect(traced, provoke.closed_port, 4)
     for rec in sent + received:
         assert tuple(rec) == FIELDS
-        assert rec["cause"] is None and rec["explanation"] is None
+        assert rec["cause"] in ("no-listener", "reset-received")
+        assert rec["explanation"].endswith(".")
         assert rec["time"].endswith("+00:00")
         assert rec["comm"]
 
@@ -182,6 +186,7 @@ def test_listener_fields(traced):
     assert s["seq"] == 2000              # RST seq = the ACK's ack number
     assert (s["saddr"], s["daddr"], s["dport"]) == (
         pair.ipv4["b"], pair.ipv4["a"], 40000)
+    assert s["cause"] == "no-connection"
     lst.close()
 
 
