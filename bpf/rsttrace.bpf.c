@@ -75,6 +75,22 @@ BPF_ARRAY(filter_comm, struct comm16, 1);
 BPF_HASH(filter_netns, u32, u8, 64);
 #endif
 
+#ifdef HOOK_TP_NET_DEV_QUEUE
+/* The last RST the TCP hooks reported on this CPU, so that the packet hook
+ * can tell the TCP stack's own RSTs from others when skb->sk does not
+ * (tcp_v6_send_response() sends its reply without an owner). The TCP hook
+ * fires before the packet is queued (tcp_v{4,6}_send_reset(); kprobes at
+ * entry), on the same CPU, with softirqs off. */
+struct last_rst {
+	u8 saddr[16];
+	u8 daddr[16];
+	u16 sport;
+	u16 dport;
+	u32 seq;
+};
+BPF_PERCPU_ARRAY(last_tcp_rst, struct last_rst, 1);
+#endif
+
 #define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), (src))
 
 static __always_inline void count(int slot)
@@ -386,6 +402,25 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		}
 	}
 
+#ifdef HOOK_TP_NET_DEV_QUEUE
+	{
+		int zero = 0;
+		struct last_rst *last = last_tcp_rst.lookup(&zero);
+		if (last && hook == HOOK_ID_TP_NET_DEV_QUEUE) {
+			if (last->sport == ev.sport && last->dport == ev.dport &&
+			    last->seq == ev.seq &&
+			    !__builtin_memcmp(last->saddr, ev.saddr, 16) &&
+			    !__builtin_memcmp(last->daddr, ev.daddr, 16))
+				return 0;
+		} else if (last && kind == KIND_SENT) {
+			__builtin_memcpy(last->saddr, ev.saddr, 16);
+			__builtin_memcpy(last->daddr, ev.daddr, 16);
+			last->sport = ev.sport;
+			last->dport = ev.dport;
+			last->seq = ev.seq;
+		}
+	}
+#endif
 	if (!pass_filters(&ev))
 		return 0;
 	count(COUNT_MATCHED);

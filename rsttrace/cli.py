@@ -175,18 +175,105 @@ def doctor(as_json):
         sys.exit(1)
 
 
-@main.command()
+@main.group()
+def scenarios():
+    """The RST situations of the source articles, reproduced in namespaces."""
+
+
+@scenarios.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def scenarios_list(as_json):
+    """Name, situation and expected causes of every scenario."""
+    from .scenarios import CATALOGUE
+    if as_json:
+        click.echo(json.dumps([{"name": s.name, "title": s.title,
+                                "sources": s.sources,
+                                "expected": [e.key() for e in s.expects],
+                                "needs": sorted(s.needs)}
+                               for s in CATALOGUE], indent=2))
+        return
+    click.echo(tabulate([(s.name, s.title, s.expected_text().replace(
+        ", ", "\n"), " ".join(s.sources)) for s in CATALOGUE],
+        headers=["scenario", "situation", "expected (side kind: cause)",
+                 "articles"], maxcolwidths=[None, 40, None, None]))
+
+
+@scenarios.command("run")
+@click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
-              help="The events as JSON lines instead of tables.")
+              help="One JSON object per scenario, with its events.")
 @click.option("--mode", type=click.Choice(("auto",) + MODES), default="auto")
-def demo(as_json, mode):
-    """Provoke a few RSTs in two network namespaces and show what was seen."""
-    from .demo import run_demo
+def scenarios_run(names, as_json, mode):
+    """Trace while each scenario runs; a verdict per scenario."""
     try:
-        ok = run_demo(mode=mode, as_json=as_json)
+        ok = _run_catalogue(names, as_json, mode, summary=False)
     except RsttraceError as e:
         fail(e)
     sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per scenario instead of tables.")
+@click.option("--mode", type=click.Choice(("auto",) + MODES), default="auto")
+def demo(as_json, mode):
+    """Run every scenario and show what rsttrace saw and why."""
+    try:
+        ok = _run_catalogue((), as_json, mode, summary=True)
+    except RsttraceError as e:
+        fail(e)
+    sys.exit(0 if ok else 1)
+
+
+def _run_catalogue(names, as_json, mode, summary):
+    from .output import Summary
+    from .scenario_run import TABLE_HEADERS, run_scenarios, table_rows
+    from .scenarios import by_name
+    chosen = by_name(list(names))
+    results, _ = run_scenarios(chosen, mode=mode)
+    if as_json:
+        for r in results:
+            click.echo(json.dumps(r.as_dict(), separators=(",", ":")))
+    else:
+        click.echo(tabulate(table_rows(results), headers=TABLE_HEADERS,
+                            maxcolwidths=[None, 34, 34, 40, None, 40]))
+        if summary:
+            s = Summary()
+            for r in results:
+                for e in r.events:
+                    s.add(e)
+            click.echo()
+            click.echo(_cause_table(s))
+        passed = sum(r.ok for r in results)
+        click.echo("\n%d of %d scenarios as expected" % (passed,
+                                                        len(results)))
+    return all(r.ok for r in results)
+
+
+def _cause_table(summary):
+    from .attribution import CAUSES
+    rows = [(cause, n, CAUSES.get(cause, ("", ""))[0])
+            for cause, n in summary.by["cause"].most_common()]
+    return tabulate(rows, headers=["cause", "events", "what it means"],
+                    maxcolwidths=[None, None, 70])
+
+
+@main.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def report(capture, as_json):
+    """Summarise a saved `trace --json` capture (no root needed)."""
+    from .report import load, summarise
+    try:
+        records = load(capture)
+    except RsttraceError as e:
+        fail(e)
+    rep = summarise(records)
+    if as_json:
+        click.echo(json.dumps(rep, indent=2))
+        return
+    from .report import as_text
+    click.echo(as_text(rep))
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ class Filters:
     """What to keep. Empty sets mean 'everything'."""
 
     def __init__(self, ports=(), hosts=(), pid=None, comm=None, netns=(),
-                 family=None):
+                 family=None, netns_dynamic=False):
         self.ports = set(ports)
         self.hosts = set(hosts)          # ipaddress.IPv6Address (v4-mapped)
         self.pid = pid
         self.comm = comm
         self.netns = set(netns)          # namespace inode numbers
         self.family = family             # 4, 6 or None
+        # netns filter on, its set filled later (Tracer.watch_netns)
+        self.netns_dynamic = netns_dynamic
 
     def cflags(self):
         flags = []
@@ -36,7 +38,7 @@ class Filters:
             flags.append("-DFILTER_HOSTS")
         if self.comm is not None:
             flags.append("-DFILTER_COMM")
-        if self.netns:
+        if self.netns or self.netns_dynamic:
             flags.append("-DFILTER_NETNS")
         return flags
 

@@ -15,6 +15,7 @@ import itertools
 import os
 import signal
 import socket
+import subprocess
 
 from pyroute2 import IPRoute, NetNS, netns
 
@@ -132,6 +133,19 @@ class NamespacePair:
         with self.entered(side):
             with open(path) as f:
                 return f.read().strip()
+
+    def run(self, side, *cmd):
+        """Run a command inside namespace `side` (ip netns exec)."""
+        res = subprocess.run(["ip", "netns", "exec", self.names[side]] +
+                             list(cmd), capture_output=True, text=True)
+        if res.returncode:
+            raise RuntimeError("%s in %s failed: %s" % (
+                " ".join(cmd), self.names[side], res.stderr.strip()))
+        return res.stdout
+
+    def nft(self, side, rules):
+        """Load nftables rules (nft -f syntax) into namespace `side`."""
+        self.run(side, "nft", rules)
 
     def addr(self, side, family):
         return (self.ipv4 if family == socket.AF_INET else self.ipv6)[side]

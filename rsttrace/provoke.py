@@ -41,8 +41,10 @@ def _free_port(pair, side, family):
     return port
 
 
-def _connected(pair, family, port=None):
-    """(client in a, accepted server socket in b) over the veth pair."""
+def _connected(pair, family, port=None, keep_listener=False):
+    """(client in a, accepted server socket in b) over the veth pair. The
+    accepted socket is closed with the pair, not when it goes out of
+    scope (which would send a FIN mid-scenario)."""
     fam = FAMILIES[family]
     lst = pair.socket("b", fam)
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -52,7 +54,9 @@ def _connected(pair, family, port=None):
     cli.settimeout(5)
     cli.connect((pair.addr("b", fam), lst.getsockname()[1]))
     srv, _ = lst.accept()
-    lst.close()
+    pair._sockets.append(srv)
+    if not keep_listener:
+        lst.close()
     return cli, srv
 
 
@@ -129,10 +133,3 @@ def settle(seconds=0.05):
     time.sleep(seconds)
 
 
-DEMO = [
-    ("closed-port", closed_port, 4),
-    ("closed-port", closed_port, 6),
-    ("linger-zero", linger_zero, 4),
-    ("unread-data-close", unread_data_close, 4),
-    ("unread-data-close", unread_data_close, 6),
-]

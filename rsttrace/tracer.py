@@ -167,6 +167,19 @@ class Tracer:
             events.open_perf_buffer(callback, page_cnt=PERF_PAGES,
                                     lost_cb=lost)
 
+    def watch_netns(self, inode, on=True):
+        """Add (or remove) a namespace to the kernel-side netns filter of
+        a tracer made with Filters(netns_dynamic=True)."""
+        table = self.bpf[b"filter_netns"]
+        key = table.Key(inode)
+        if on:
+            table[key] = table.Leaf(1)
+        else:
+            try:
+                del table[key]
+            except KeyError:
+                pass
+
     def attached(self):
         return [p for p in self.placements if not p.skipped]
 

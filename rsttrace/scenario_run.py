@@ -1,0 +1,168 @@
+"""Run scenarios under one tracer and judge each against its expectations.
+
+One tracer (compiled once) watches every scenario; each scenario gets fresh
+namespaces, whose inodes are added to the kernel-side netns filter while it
+runs and removed before the namespaces go, so sockets left behind cannot
+leak events into the next scenario.
+"""
+
+import sys
+
+from . import provoke
+from .filters import Filters
+from .hooks import KIND_CHALLENGE_ACK
+from .netns import NamespacePair
+from .output import path_of
+from .session import Session
+from .tracer import Tracer, require_root
+
+
+class Result:
+    def __init__(self, scenario, events, sides, app, error, verdict, ok,
+                 notes):
+        self.scenario = scenario
+        self.events = events        # records, each with "side" added
+        self.sides = sides          # {"a": inode, "b": inode}
+        self.app = app              # what the application saw
+        self.error = error          # the scenario itself failed
+        self.verdict = verdict
+        self.ok = ok
+        self.notes = notes
+
+    def observed(self):
+        return sorted({(e["side"], e["kind"], e["cause"])
+                       for e in self.events})
+
+    def as_dict(self):
+        return {"scenario": self.scenario.name,
+                "title": self.scenario.title,
+                "expected": [e.key() for e in self.scenario.expects],
+                "observed": self.observed(), "verdict": self.verdict,
+                "ok": self.ok, "application": self.app, "error": self.error,
+                "namespaces": self.sides, "events": self.events}
+
+
+def capabilities(tracer):
+    """What this tracer can observe: {"challenge_ack", "packets"}."""
+    caps = set()
+    for p in tracer.attached():
+        if p.hook.kind == KIND_CHALLENGE_ACK:
+            caps.add("challenge_ack")
+        if p.hook.key in ("TP_NET_DEV_QUEUE", "NF_SEND_RESET",
+                          "NF_SEND_RESET6"):
+            caps.add("packets")
+    return caps
+
+
+UNOBSERVABLE = {
+    "challenge_ack": "challenge ACKs need kprobe/fentry mode "
+                     "(tcp_send_challenge_ack has no tracepoint)",
+    "packets": "netfilter RSTs need --packets or nf_send_reset hooks",
+}
+
+
+def judge(scenario, events, caps, error):
+    observed = {(e["side"], e["kind"], e["cause"]) for e in events}
+    notes = []
+    required = set()
+    for exp in scenario.expects:
+        need = ("challenge_ack" if exp.kind == "challenge_ack" else
+                "packets" if exp.cause == "firewall-reject" else None)
+        if need and need not in caps:
+            notes.append("cannot show %s %s here: %s"
+                         % (exp.side, exp.kind, UNOBSERVABLE[need]))
+        else:
+            required.add(exp.key())
+    expected = {e.key() for e in scenario.expects} | scenario.allow
+    missing = sorted(required - observed)
+    unexpected = sorted(observed - expected)
+    if error:
+        return "ERROR: " + error, False, notes
+    problems = []
+    if missing:
+        problems.append("missing " + "; ".join(" ".join(m) for m in missing))
+    if unexpected:
+        problems.append("unexpected " + "; ".join(" ".join(u)
+                                                   for u in unexpected))
+    if problems:
+        return "FAIL: " + ", ".join(problems), False, notes
+    if notes and not required:
+        return "cannot show: " + "; ".join(notes), True, notes
+    if notes:
+        return "pass (" + "; ".join(notes) + ")", True, notes
+    return "pass", True, notes
+
+
+def run_scenarios(scenarios, mode="auto", progress=None):
+    """Run each scenario; returns [Result]."""
+    require_root()
+    progress = progress or (lambda m: print(m, file=sys.stderr, flush=True))
+    tracer = Tracer(mode=mode, filters=Filters(netns_dynamic=True),
+                    packets=True)
+    records = []
+    session = Session(tracer, on_record=records.append)
+    session.start()
+    caps = capabilities(tracer)
+    progress("rsttrace: tracing in %s mode (%s)"
+             % (tracer.mode, ", ".join(p.hook.name
+                                       for p in tracer.attached())))
+    results = []
+    try:
+        for sc in scenarios:
+            progress("scenario %s ..." % sc.name)
+            results.append(_run_one(sc, tracer, session, records, caps))
+    finally:
+        session.finish()
+    return results, tracer
+
+
+def _run_one(sc, tracer, session, records, caps):
+    pair = NamespacePair()
+    app = error = None
+    sides = {}
+    try:
+        pair.create()
+        sides = {side: pair.inode(side) for side in ("a", "b")}
+        for inode in sides.values():
+            tracer.watch_netns(inode)
+        start = len(records)
+        try:
+            app = sc.fn(pair)
+        except Exception as e:  # a scenario that breaks is reported
+            error = "%s: %s" % (type(e).__name__, e)
+        provoke.settle(0.2)
+        session.drain()
+        side_of = {v: k for k, v in sides.items()}
+        events = []
+        for r in records[start:]:
+            if r["netns"] in side_of:
+                events.append(dict(r, side=side_of[r["netns"]]))
+    finally:
+        for inode in sides.values():
+            tracer.watch_netns(inode, on=False)
+        pair.close()
+    verdict, ok, notes = judge(sc, events, caps, error)
+    return Result(sc, events, sides, app, error, verdict, ok, notes)
+
+
+def table_rows(results):
+    rows = []
+    for r in results:
+        obs = r.observed()
+        first = next((e for e in r.events if e["kind"] != "received"),
+                     r.events[0] if r.events else None)
+        rows.append([
+            r.scenario.name,
+            "\n".join("%s %s: %s" % e.key() for e in r.scenario.expects)
+            or "no RST",
+            "\n".join("%s %s: %s" % o for o in obs) or "no RST",
+            ("%s: %s" % (first["hook"], path_of(first["stack"], 3)))
+            if first else "-",
+            (first or {}).get("reason") or "-",
+            r.verdict,
+        ])
+    return rows
+
+
+TABLE_HEADERS = ["scenario", "expected", "observed", "hook: key frames",
+                 "kernel reason", "verdict"]

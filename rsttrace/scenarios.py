@@ -1,0 +1,439 @@
+"""The situations of the source articles (../shared/seeds), each reproduced
+in its own pair of network namespaces, with the causes rsttrace should
+report for it.
+
+A scenario makes the RST happen between side "a" and side "b" (see
+netns.NamespacePair) and declares what it expects: for each side, the
+(kind, cause) of the events that side's kernel reports. `run_scenarios`
+traces while they run and gives a verdict per scenario.
+"""
+
+import socket
+import struct
+import time
+
+from . import craft, provoke
+from .attribution import attribute  # noqa: F401  (documented entry point)
+from .craft import ACK, PSH, RST, SYN
+
+SOURCES = {
+    "000": "000_4a120cfabbeb7e17.txt (no listener, linger 0, half-open, "
+           "unread data, data on a closed connection)",
+    "002": "002_37bc01fa81fe7989.txt (firewall, accept overflow, TIME_WAIT, "
+           "listener closed, 5-tuple, close after connect)",
+    "003": "003_bee906c291706243.txt (kernel view, RST validation, "
+           "challenge ACK)",
+    "004": "004_5ba78cea572cc63a.txt (keepalive, write after close, unread "
+           "data, linger 0)",
+}
+
+
+class Expect:
+    """An event a side's kernel must report: kind and cause."""
+
+    def __init__(self, side, kind, cause):
+        self.side, self.kind, self.cause = side, kind, cause
+
+    def key(self):
+        return (self.side, self.kind, self.cause)
+
+
+class Scenario:
+    def __init__(self, name, title, sources, fn, expects, allow=(),
+                 needs=()):
+        self.name = name
+        self.title = title
+        self.sources = sources
+        self.fn = fn
+        self.expects = [Expect(*e) for e in expects]
+        self.allow = {tuple(a) for a in allow}    # tolerated, not required
+        self.needs = set(needs)                   # "challenge_ack", "packets"
+
+    def expected_text(self):
+        if not self.expects:
+            return "no RST"
+        return ", ".join("%s %s: %s" % e.key() for e in self.expects)
+
+
+CATALOGUE = []
+
+
+def scenario(name, title, sources, expects, allow=(), needs=()):
+    def register(fn):
+        CATALOGUE.append(Scenario(name, title, sources, fn, expects, allow,
+                                  needs))
+        return fn
+    return register
+
+
+# -- helpers ---------------------------------------------------------------
+
+def _listener(pair, side="b", family=socket.AF_INET, backlog=8):
+    lst = pair.socket(side, family)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind((pair.addr(side, family), 0))
+    lst.listen(backlog)
+    return lst, lst.getsockname()[1]
+
+
+def _block_output(pair, side, match=""):
+    pair.nft(side, "add table inet rsttrace_block; "
+             "add chain inet rsttrace_block out { type filter hook output "
+             "priority 0; }; add rule inet rsttrace_block out %s drop"
+             % match)
+
+
+def _unblock(pair, side):
+    pair.nft(side, "delete table inet rsttrace_block")
+
+
+def _block_input(pair, side):
+    pair.nft(side, "add table inet rsttrace_in; "
+             "add chain inet rsttrace_in in { type filter hook input "
+             "priority 0; }; add rule inet rsttrace_in in tcp dport 1-65535 "
+             "drop")
+
+
+def _linger0(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+
+
+def _expect_error(sock, fn):
+    try:
+        fn()
+    except OSError as e:
+        return e.strerror
+    return None
+
+
+# -- the catalogue -----------------------------------------------------------
+
+@scenario("no-listener", "SYN to a port nothing listens on", ["000", "002",
+                                                                "003", "004"],
+          [("b", "sent", "no-listener"), ("a", "received", "reset-received")])
+def _no_listener(pair):
+    return provoke.closed_port(pair, 4).error
+
+
+@scenario("no-listener-ipv6", "the same over IPv6", ["000"],
+          [("b", "sent", "no-listener"), ("a", "received", "reset-received")])
+def _no_listener6(pair):
+    return provoke.closed_port(pair, 6).error
+
+
+@scenario("linger-zero", "close() with SO_LINGER {1, 0} (nginx "
+          "reset_timedout_connection)", ["000", "002", "004"],
+          [("a", "sent", "linger-zero-close"),
+           ("b", "received", "reset-received")])
+def _linger_zero(pair):
+    return provoke.linger_zero(pair, 4).error
+
+
+@scenario("linger-zero-unsent", "SO_LINGER {1, 0} close with data still "
+          "unsent (the peer's window is closed)", ["004"],
+          [("a", "sent", "linger-zero-close"),
+           ("b", "received", "reset-received")])
+def _linger_zero_unsent(pair):
+    cli, srv = provoke._connected(pair, 4)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    cli.setblocking(False)
+    try:
+        while True:
+            cli.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    _linger0(cli)
+    cli.close()
+    return provoke._recv_error(srv)
+
+
+@scenario("unread-data-close", "close() with unread data in the receive "
+          "queue", ["000", "002", "004"],
+          [("a", "sent", "unread-data-close"),
+           ("b", "received", "reset-received")])
+def _unread(pair):
+    return provoke.unread_data_close(pair, 4).error
+
+
+@scenario("data-after-close", "the peer writes after this side closed "
+          "(write after peer closed)", ["000", "004"],
+          [("a", "sent", "data-after-close"),
+           ("b", "received", "reset-received")],
+          allow=[("a", "received", "data-after-close")])
+def _data_after_close(pair):
+    cli, srv = provoke._connected(pair, 4)
+    cli.close()                         # FIN; a is FIN_WAIT2, then orphan
+    time.sleep(0.1)
+    srv.send(b"late data")              # arrives at a closed socket
+    return provoke._recv_error(srv)
+
+
+@scenario("half-open", "the server forgot the connection (crash, restart) "
+          "and the client sends data", ["000", "002"],
+          [("b", "sent", "no-connection"),
+           ("a", "received", "reset-received")],
+          # how the server is made to forget: an abort whose RST is dropped
+          allow=[("b", "sent", "linger-zero-close")])
+def _half_open(pair):
+    cli, srv = provoke._connected(pair, 4)
+    _block_output(pair, "b")            # b's abort never reaches a
+    _linger0(srv)
+    srv.close()
+    _unblock(pair, "b")
+    cli.send(b"request")
+    return provoke._recv_error(cli)
+
+
+@scenario("close-after-connect", "the client closes right after connect; "
+          "the SYN-ACK finds no socket", ["002"],
+          [("a", "sent", "no-connection")])
+def _close_after_connect(pair):
+    lst, port = _listener(pair)
+    _block_output(pair, "b")            # hold the SYN-ACK back
+    cli = pair.socket("a")
+    cli.setblocking(False)
+    cli.connect_ex((pair.ipv4["b"], port))
+    cli.close()                         # SYN_SENT: closes without an RST
+    _unblock(pair, "b")                 # the retransmitted SYN-ACK arrives
+    time.sleep(1.6)
+    return None
+
+
+@scenario("accept-overflow-abort", "accept queue full with "
+          "tcp_abort_on_overflow=1", ["002"],
+          [("b", "sent", "accept-queue-overflow"),
+           ("a", "received", "reset-received")])
+def _accept_overflow(pair):
+    return _overflow(pair, abort=1)
+
+
+@scenario("accept-overflow-no-abort", "accept queue full with "
+          "tcp_abort_on_overflow=0: the final ACK is dropped, no RST", ["002"],
+          [])
+def _accept_overflow_no_abort(pair):
+    return _overflow(pair, abort=0)
+
+
+def _overflow(pair, abort):
+    """Two handshakes reach their final ACK at a listener whose accept
+    queue holds one, and which never accepts. Deterministic: the SYNs meet
+    an open queue (a SYN meeting a full queue, or a full request queue, is
+    dropped or answered with a syncookie, which never resets), the clients'
+    final ACKs are held back, then the backlog is cut to 0 with a second
+    listen(), and the ACKs are let through: the second meets a full queue."""
+    pair.sysctl("b", "net.ipv4.tcp_abort_on_overflow", abort)
+    lst, port = _listener(pair, backlog=8)
+    _block_output(pair, "a", "tcp flags & (syn|ack) == ack")
+    clients = []
+    for _ in range(2):
+        c = pair.socket("a")
+        c.setblocking(False)
+        c.connect_ex((pair.ipv4["b"], port))
+        clients.append(c)
+    time.sleep(0.2)
+    lst.listen(0)                       # accept queue: room for one
+    _unblock(pair, "a")
+    for c in clients:                   # data carries the final ACK
+        c.send(b"hello")
+        time.sleep(0.1)
+    errors = []
+    for c in clients:
+        try:
+            c.setblocking(True)
+            c.settimeout(0.5)
+            c.recv(10)
+        except OSError as e:
+            errors.append(e.strerror or "timeout")
+    return "; ".join(e for e in errors if e)
+
+
+@scenario("listener-closed", "a listener closes with connections queued, "
+          "never accepted", ["002"],
+          [("b", "sent", "listener-closed"),
+           ("a", "received", "reset-received")])
+def _listener_closed(pair):
+    lst, port = _listener(pair)
+    cli = pair.socket("a")
+    cli.settimeout(5)
+    cli.connect((pair.ipv4["b"], port))
+    time.sleep(0.05)
+    lst.close()
+    return provoke._recv_error(cli)
+
+
+@scenario("time-wait-assassination", "a late segment hits the client's "
+          "TIME_WAIT; its ACK reaches a server that has closed", ["002"],
+          [("b", "sent", "no-connection")])
+def _tw_assassination(pair):
+    cli, srv = provoke._connected(pair, 4)
+    cport, sport = cli.getsockname()[1], srv.getsockname()[1]
+    cli.shutdown(socket.SHUT_WR)        # the client closes first
+    provoke._recv_error(srv)
+    srv.close()                         # server: LAST_ACK -> CLOSED
+    time.sleep(0.1)
+    cli.close()                         # client: TIME_WAIT
+    # A late, old segment from the server: TIME_WAIT answers with an ACK,
+    # which the server (no socket now) resets.
+    craft.send_segment(pair, "b", "a", sport, cport, seq=1, ack=1,
+                       flags=ACK, payload=b"old")
+    return None
+
+
+@scenario("keepalive-timeout", "keepalive probes to a peer that went "
+          "silent", ["004"],
+          [("a", "sent", "keepalive-timeout")])
+def _keepalive(pair):
+    cli, srv = provoke._connected(pair, 4)
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 1)
+    _block_input(pair, "b")             # the peer vanishes
+    return provoke._recv_error(cli)
+
+
+@scenario("linger2-negative", "TCP_LINGER2 < 0: close() in FIN_WAIT2 "
+          "aborts instead of waiting", ["004"],
+          [("a", "sent", "fin-wait2-timeout"),
+           ("b", "received", "reset-received")])
+def _linger2(pair):
+    cli, srv = provoke._connected(pair, 4)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
+    cli.shutdown(socket.SHUT_WR)        # FIN, ACKed: FIN_WAIT2
+    time.sleep(0.1)
+    cli.close()
+    return provoke._recv_error(srv)
+
+
+@scenario("socket-killed", "an administrator kills the socket (ss -K)",
+          [], [("a", "sent", "socket-killed"),
+               ("b", "received", "reset-received")])
+def _killed(pair):
+    cli, srv = provoke._connected(pair, 4)
+    pair.run("a", "ss", "-K", "dst", pair.ipv4["b"])
+    return provoke._recv_error(srv)
+
+
+@scenario("firewall-reject", "netfilter REJECT --reject-with tcp-reset "
+          "(nft)", ["002"],
+          [("b", "sent", "firewall-reject"),
+           ("a", "received", "reset-received")], needs=["packets"])
+def _firewall(pair):
+    return _reject(pair, 4)
+
+
+@scenario("firewall-reject-ipv6", "the same for IPv6 (nft inet table)",
+          ["002"],
+          [("b", "sent", "firewall-reject"),
+           ("a", "received", "reset-received")], needs=["packets"])
+def _firewall6(pair):
+    return _reject(pair, 6)
+
+
+def _reject(pair, family):
+    fam = provoke.FAMILIES[family]
+    lst, port = _listener(pair, family=fam)
+    pair.nft("b", "add table inet rsttrace_fw; add chain inet rsttrace_fw in "
+             "{ type filter hook input priority 0; }; add rule inet "
+             "rsttrace_fw in tcp dport %d reject with tcp reset" % port)
+    cli = pair.socket("a", fam)
+    cli.settimeout(5)
+    return _expect_error(cli, lambda: cli.connect((pair.addr("b", fam),
+                                                   port)))
+
+
+@scenario("syn-existing-5tuple", "a SYN on the 4-tuple of a connection the "
+          "server still has: challenge ACK, the client's RST, then a new "
+          "connection", ["002", "003"],
+          [("b", "challenge_ack", "challenge-ack"),
+           ("a", "sent", "invalid-ack"),
+           ("b", "received", "reset-received")],
+          # how the client is made to forget: an abort whose RST is dropped
+          allow=[("a", "sent", "linger-zero-close")], needs=["challenge_ack"])
+def _syn_existing(pair):
+    cli, srv = provoke._connected(pair, 4, keep_listener=True)
+    cport = cli.getsockname()[1]
+    port = srv.getsockname()[1]
+    _block_output(pair, "a")            # the client forgets silently
+    _linger0(cli)
+    cli.close()
+    _unblock(pair, "a")
+    again = pair.socket("a")
+    again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    again.bind((pair.ipv4["a"], cport))
+    again.settimeout(5)
+    err = _expect_error(again, lambda: again.connect((pair.ipv4["b"], port)))
+    return err or "reconnected"
+
+
+def _established_seq(pair):
+    cli, srv = provoke._connected(pair, 4)
+    cli.send(b"x")
+    srv.recv(1)
+    time.sleep(0.05)
+    b_snd, b_rcv = craft.sequence_numbers(srv)
+    return cli, srv, b_snd, b_rcv
+
+
+@scenario("challenge-ack-rst", "an in-window RST with the wrong sequence "
+          "number gets a challenge ACK (RFC 5961)", ["003"],
+          [("b", "challenge_ack", "challenge-ack")], needs=["challenge_ack"])
+def _challenge_rst(pair):
+    cli, srv, b_snd, b_rcv = _established_seq(pair)
+    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
+                       srv.getsockname()[1], seq=b_rcv + 100, ack=0,
+                       flags=RST)
+    time.sleep(0.05)
+    srv.send(b"still alive")
+    return "connection survives: %r" % cli.recv(20)
+
+
+@scenario("challenge-ack-syn", "a SYN inside an established connection gets "
+          "a challenge ACK (RFC 5961)", ["003"],
+          [("b", "challenge_ack", "challenge-ack")],
+          allow=[("a", "sent", "invalid-ack"),
+                 ("b", "received", "reset-received")],
+          needs=["challenge_ack"])
+def _challenge_syn(pair):
+    cli, srv, b_snd, b_rcv = _established_seq(pair)
+    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
+                       srv.getsockname()[1], seq=b_rcv + 10, ack=0,
+                       flags=SYN)
+    time.sleep(0.05)
+    return None
+
+
+@scenario("out-of-window-rst", "an RST outside the receive window is "
+          "dropped silently (tcp_validate_incoming)", ["003"], [])
+def _oow_rst(pair):
+    cli, srv, b_snd, b_rcv = _established_seq(pair)
+    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
+                       srv.getsockname()[1], seq=b_rcv + (1 << 30), ack=0,
+                       flags=RST)
+    time.sleep(0.05)
+    srv.send(b"still alive")
+    return "connection survives: %r" % cli.recv(20)
+
+
+@scenario("exact-rst", "an RST with exactly the expected sequence number "
+          "closes the connection", ["003"],
+          [("b", "received", "reset-received")])
+def _exact_rst(pair):
+    cli, srv, b_snd, b_rcv = _established_seq(pair)
+    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
+                       srv.getsockname()[1], seq=b_rcv, ack=0, flags=RST)
+    return provoke._recv_error(srv)
+
+
+def by_name(names):
+    known = {s.name: s for s in CATALOGUE}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        from .errors import UsageError
+        raise UsageError("no scenario called %s" % ", ".join(unknown),
+                         "see `rsttrace scenarios list`")
+    return [known[n] for n in names] if names else list(CATALOGUE)
+
+
+__all__ = ["CATALOGUE", "Scenario", "by_name", "PSH"]
