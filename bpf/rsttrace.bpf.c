@@ -91,6 +91,17 @@ struct last_rst {
 BPF_PERCPU_ARRAY(last_tcp_rst, struct last_rst, 1);
 #endif
 
+/* 16-byte compare without memcmp (which would become a libcall). */
+static __always_inline int same16(const u8 *a, const u8 *b)
+{
+	u64 a0, a1, b0, b1;
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
 #define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), (src))
 
 static __always_inline void count(int slot)
@@ -408,9 +419,8 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		struct last_rst *last = last_tcp_rst.lookup(&zero);
 		if (last && hook == HOOK_ID_TP_NET_DEV_QUEUE) {
 			if (last->sport == ev.sport && last->dport == ev.dport &&
-			    last->seq == ev.seq &&
-			    !__builtin_memcmp(last->saddr, ev.saddr, 16) &&
-			    !__builtin_memcmp(last->daddr, ev.daddr, 16))
+			    last->seq == ev.seq && same16(last->saddr, ev.saddr) &&
+			    same16(last->daddr, ev.daddr))
 				return 0;
 		} else if (last && kind == KIND_SENT) {
 			__builtin_memcpy(last->saddr, ev.saddr, 16);
