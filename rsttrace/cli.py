@@ -259,6 +259,20 @@ def _cause_table(summary):
 
 
 @main.command()
+@click.option("--markdown", is_flag=True, help="As docs/causes.md.")
+def causes(markdown):
+    """The causes rsttrace attributes RSTs to, and what to do about each."""
+    from .attribution import CAUSES, causes_markdown
+    from .scenarios import CATALOGUE
+    if markdown:
+        click.echo(causes_markdown(CATALOGUE), nl=False)
+        return
+    click.echo(tabulate([(c, w, f) for c, (w, f) in CAUSES.items()],
+                        headers=["cause", "what happened", "what to do"],
+                        maxcolwidths=[None, 50, 50]))
+
+
+@main.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
 def report(capture, as_json):

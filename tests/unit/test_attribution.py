@@ -1,0 +1,141 @@
+"""The classifier on events recorded from real kernels (tests/data, made
+by scripts/record-events from the scenario catalogue), and on the same
+events as other kernels and modes would report them."""
+
+import glob
+import json
+import os
+
+import pytest
+
+from rsttrace.attribution import CAUSES, attribute, explain
+from rsttrace.scenarios import CATALOGUE
+
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
+FILES = sorted(glob.glob(os.path.join(DATA, "events-*.jsonl")))
+SCENARIOS = {s.name: s for s in CATALOGUE}
+
+
+def recorded():
+    out = []
+    for path in FILES:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                out.append(pytest.param(json.loads(line),
+                                        id="%s:%d" % (os.path.basename(path)
+                                                      [7:-6], n)))
+    return out
+
+
+def test_recordings_exist():
+    assert FILES, "no recorded events in tests/data"
+
+
+@pytest.mark.parametrize("event", recorded())
+def test_recorded_event(event):
+    expected = event["cause"]
+    sc = SCENARIOS[event["scenario"]]
+    allowed = {e.key() for e in sc.expects} | sc.allow
+    assert (event["side"], event["kind"], expected) in allowed
+    bare = dict(event, cause=None, explanation=None)
+    assert attribute(bare)[0] == expected
+
+
+def as_pre_6_10(event):
+    """The same event on a kernel without enum sk_rst_reason."""
+    return dict(event, reason=None, cause=None)
+
+
+def as_kprobe(event):
+    """The same event as kprobe mode names its hook: the function."""
+    hook = event["hook"]
+    if hook == "tcp:tcp_receive_reset":
+        hook = "tcp_reset"
+    elif hook == "tcp:tcp_send_reset":
+        hook = event["stack"][0].split(".")[0]
+    return dict(event, hook=hook, cause=None)
+
+
+@pytest.mark.parametrize("event", recorded())
+def test_cause_does_not_rest_on_the_kernel_reason(event):
+    assert attribute(as_pre_6_10(event))[0] == event["cause"]
+
+
+@pytest.mark.parametrize("event", recorded())
+def test_cause_is_the_same_in_kprobe_mode(event):
+    assert attribute(as_kprobe(event))[0] == event["cause"]
+
+
+def rec(**kw):
+    base = {"kind": "sent", "hook": "tcp_send_active_reset", "state": None,
+            "reason": None, "stack": [], "seg_flags": None, "seg_len": None,
+            "linger": None, "rcv_unread": None, "backlog": None,
+            "backlog_max": None}
+    base.update(kw)
+    return base
+
+
+@pytest.mark.parametrize("record,cause", [
+    # memory pressure: orphan aborted from the retransmit timer
+    (rec(state="FIN_WAIT1", stack=["tcp_send_active_reset",
+                                   "tcp_out_of_resources",
+                                   "tcp_write_timeout"]), "memory-pressure"),
+    (rec(state="CLOSE", reason="TCP_ABORT_ON_MEMORY",
+         stack=["tcp_send_active_reset", "__tcp_close"]), "memory-pressure"),
+    # an orphan timing out in FIN_WAIT2 from the keepalive timer
+    (rec(state="FIN_WAIT2", stack=["tcp_send_active_reset",
+                                   "tcp_keepalive_timer"]),
+     "fin-wait2-timeout"),
+    # 5.10's clone name still counts as the function
+    (rec(kind="challenge_ack", hook="tcp_send_challenge_ack",
+         stack=["tcp_send_challenge_ack.constprop.0",
+                "tcp_validate_incoming"]), "challenge-ack"),
+    # a SYN-ACK reaching a host with no socket: client closed after connect
+    (rec(hook="tcp_v4_send_reset", seg_flags="SYN|ACK",
+         stack=["tcp_v4_send_reset", "tcp_v4_rcv"]), "no-connection"),
+    # nf_send_reset hook in kprobe mode
+    (rec(hook="nf_send_reset", seg_flags="SYN",
+         stack=["nf_send_reset", "reject_tg"]), "firewall-reject"),
+    # kprobe mode sees the packet on tcp_reset: a non-RST segment means the
+    # kernel aborted its own socket (data after close)
+    (rec(kind="received", hook="tcp_reset", state="FIN_WAIT2",
+         seg_flags="PSH|ACK", stack=["tcp_reset", "tcp_rcv_state_process"]),
+     "data-after-close"),
+    (rec(kind="received", hook="tcp_reset", state="ESTABLISHED",
+         seg_flags="RST", stack=["tcp_reset", "tcp_validate_incoming"]),
+     "reset-received"),
+    # connect(AF_UNSPEC) on an open connection
+    (rec(state="CLOSE", stack=["tcp_send_active_reset", "tcp_disconnect",
+                               "inet_stream_connect", "__sys_connect"]),
+     "app-disconnect"),
+    # a path rsttrace does not know stays visible as unknown
+    (rec(hook="tcp_v4_send_reset", state="ESTABLISHED", seg_flags="ACK",
+         stack=["tcp_v4_send_reset", "something_new"]), "unknown"),
+])
+def test_synthetic(record, cause):
+    assert attribute(record)[0] == cause
+
+
+def test_every_cause_explains_itself():
+    for cause in CAUSES:
+        text = explain(cause)
+        assert text.endswith(".") and text[0].isupper()
+        assert "; " in text             # what happened; what to do
+
+
+def test_issue_cause_ids_exist():
+    for cause in ("no-listener", "no-connection", "linger-zero-close",
+                  "unread-data-close", "data-after-close",
+                  "accept-queue-overflow", "listener-closed",
+                  "keepalive-timeout", "socket-killed", "memory-pressure",
+                  "firewall-reject", "invalid-ack", "challenge-ack",
+                  "reset-received", "unknown"):
+        assert cause in CAUSES
+
+
+def test_docs_causes_is_current():
+    from rsttrace.attribution import causes_markdown
+    path = os.path.join(os.path.dirname(DATA), "..", "docs", "causes.md")
+    with open(path) as f:
+        assert f.read() == causes_markdown(CATALOGUE), \
+            "regenerate: rsttrace causes --markdown > docs/causes.md"
