@@ -1,7 +1,6 @@
 """`rsttrace report` on a saved capture: offline, no root."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 from rsttrace.errors import RsttraceError
 from rsttrace.report import load, summarise
 
-RSTTRACE = os.path.join(os.path.dirname(sys.executable), "rsttrace")
+RSTTRACE = [sys.executable, "-m", "rsttrace"]
 
 
 def capture(tmp_path, records):
@@ -53,14 +52,12 @@ def test_not_json_is_one_clear_error(tmp_path):
     assert "line 2" in str(e.value)
 
 
-@pytest.mark.skipif(not os.path.exists(RSTTRACE),
-                    reason="the rsttrace command is not installed here")
 def test_report_command(tmp_path):
-    res = subprocess.run([RSTTRACE, "report", capture(tmp_path, RECORDS)],
+    res = subprocess.run(RSTTRACE + ["report", capture(tmp_path, RECORDS)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "no-listener" in res.stdout and "3 events, 3 lost" in res.stdout
-    res = subprocess.run([RSTTRACE, "report", str(tmp_path / "nope")],
+    res = subprocess.run(RSTTRACE + ["report", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert res.returncode == 1
     assert res.stderr.startswith("rsttrace: error: cannot read")
