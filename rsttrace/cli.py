@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from . import doctor as doctormod
 from . import filters as filtersmod
-from .errors import RsttraceError
+from .errors import RsttraceError, UsageError
 from .hooks import MODES
 
 
@@ -102,8 +102,12 @@ def main():
               help="Also watch every packet leaving a device for RSTs the TCP "
                    "stack did not send (netfilter REJECT). Costs a probe per "
                    "packet.")
+@click.option("--buffer-pages", type=click.IntRange(min=1), metavar="N",
+              help="Event buffer size in 4 KiB pages, a power of two "
+                   "(default 1024 for the ring buffer, 256 per CPU for the "
+                   "perf buffer).")
 def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
-          duration, count, no_stack, summary, packets):
+          duration, count, no_stack, summary, packets, buffer_pages):
     """Trace TCP RSTs sent and received by this host until Ctrl-C."""
     from .output import JsonWriter, RowWriter
     from .session import Session
@@ -112,7 +116,11 @@ def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
     out = Output(output)
     try:
         filt = filtersmod.build(ports, hosts, pid, comm, netns, ipv4, ipv6)
-        tracer = Tracer(mode=mode, filters=filt, packets=packets).plan()
+        if buffer_pages and buffer_pages & (buffer_pages - 1):
+            raise UsageError("--buffer-pages %d is not a power of two"
+                             % buffer_pages, "give 1, 2, 4, ... pages")
+        tracer = Tracer(mode=mode, filters=filt, packets=packets,
+                        buffer_pages=buffer_pages).plan()
         stream = out.open()
         writer = JsonWriter(stream) if as_json else RowWriter(
             stream, stacks=not no_stack)

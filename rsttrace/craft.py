@@ -66,3 +66,18 @@ def sequence_numbers(sock):
     finally:
         sock.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP)
     return snd, rcv
+
+
+def syn_burst(pair, side, dst_side, dport, count, first_sport=20000):
+    """`count` SYNs from distinct source ports to `dport`, as fast as one
+    raw socket sends them; each one that meets a closed port draws an RST."""
+    src, dst = pair.ipv4[side], pair.ipv4[dst_side]
+    raw = pair.socket(side, socket.AF_INET, socket.SOCK_RAW,
+                      socket.IPPROTO_TCP)
+    try:
+        for i in range(count):
+            sport = first_sport + i % 40000
+            raw.sendto(tcp_segment(src, dst, sport, dport, seq=i, ack=0,
+                                   flags=SYN), (dst, 0))
+    finally:
+        raw.close()

@@ -87,6 +87,7 @@ class Summary:
     def __init__(self):
         self.total = 0
         self.lost = 0
+        self.kernel_events = None   # events that passed the kernel filters
         self.by = {k: collections.Counter() for k in self.KEYS}
         self.paths = collections.Counter()
 
@@ -98,6 +99,7 @@ class Summary:
 
     def as_dict(self):
         return {"events": self.total, "lost": self.lost,
+                "kernel_events": self.kernel_events,
                 **{"by_" + k: dict(self.by[k].most_common()) for k in self.KEYS},
                 "top_paths": dict(self.paths.most_common(10))}
 

@@ -51,7 +51,7 @@ class Session:
             self.writer.event(record)
 
     def check_lost(self):
-        _, lost = self.tracer.counts()
+        matched, lost = self.tracer.counts()
         if lost > self.lost_reported:
             delta = lost - self.lost_reported
             self.lost_reported = lost
@@ -61,6 +61,7 @@ class Session:
                 self.writer.lost(delta, lost)
         if self.summary is not None:
             self.summary.lost = lost
+            self.summary.kernel_events = matched
 
     def _stop(self, signum, frame):
         self.stopping = True

@@ -20,8 +20,8 @@ if not os.path.isdir(BPF_DIR):  # running from a source checkout
 BPF_SOURCE = os.path.join(BPF_DIR, "rsttrace.bpf.c")
 
 STACK_ENTRIES = 16384
-RINGBUF_PAGES = 1024         # 4 MiB
-PERF_PAGES = 256             # per CPU
+RINGBUF_PAGES = 1024         # 4 MiB, shared by all CPUs
+PERF_PAGES = 256             # per CPU, where there is no ring buffer
 
 
 def import_bcc():
@@ -45,8 +45,10 @@ def require_root():
 class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
-    def __init__(self, mode="auto", filters=None, warn=None, packets=False):
+    def __init__(self, mode="auto", filters=None, warn=None, packets=False,
+                 buffer_pages=None):
         self.requested_mode = mode
+        self.buffer_pages = buffer_pages
         self.packets = packets
         self.filters = filters or Filters()
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
@@ -97,7 +99,8 @@ class Tracer:
                  "-DSTACK_ENTRIES=%d" % STACK_ENTRIES,
                  "-Wno-macro-redefined"]
         if self.ringbuf:
-            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d" % RINGBUF_PAGES]
+            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
+                      % (self.buffer_pages or RINGBUF_PAGES)]
         flags += offsets.cflags(self.kbtf)
         for p in self.placements:
             flags += p.cflags()
@@ -164,7 +167,8 @@ class Tracer:
         else:
             def lost(count):
                 self.perf_lost += count
-            events.open_perf_buffer(callback, page_cnt=PERF_PAGES,
+            events.open_perf_buffer(callback,
+                                    page_cnt=self.buffer_pages or PERF_PAGES,
                                     lost_cb=lost)
 
     def watch_netns(self, inode, on=True):

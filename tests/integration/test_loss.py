@@ -1,0 +1,81 @@
+"""No silent loss: with a buffer too small for a burst, every event is
+either delivered or counted as lost, and the two add up to what the kernel
+sent (nstat OutRsts in the namespace)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rsttrace import craft, provoke
+
+pytestmark = pytest.mark.root
+
+RSTTRACE = os.path.join(os.path.dirname(sys.executable), "rsttrace")
+BURST = 3000
+
+
+def out_rsts(pair, side):
+    out = pair.run(side, "nstat", "-az", "TcpOutRsts")
+    return int(out.split("TcpOutRsts")[1].split()[0])
+
+
+@pytest.fixture()
+def pair():
+    from rsttrace.netns import NamespacePair
+    with NamespacePair() as p:
+        yield p
+
+
+def test_small_buffer_counts_every_loss(pair):
+    from rsttrace.filters import Filters
+    from rsttrace.session import Session
+    from rsttrace.tracer import Tracer
+
+    delivered = []
+    session = Session(Tracer(filters=Filters(netns=pair.inodes()),
+                             buffer_pages=1),
+                      on_record=delivered.append).start()
+    try:
+        before = out_rsts(pair, "b")
+        port = provoke._free_port(pair, "b", 4)
+        craft.syn_burst(pair, "a", "b", port, BURST)   # nobody reads
+        provoke.settle(0.2)
+        sent = out_rsts(pair, "b") - before
+        session.drain()
+        matched, lost = session.tracer.counts()
+    finally:
+        session.finish()
+    assert sent == BURST
+    assert lost > 0                       # the buffer was too small
+    assert matched == sent
+    assert len(delivered) + lost == sent
+    assert all(r["cause"] == "no-listener" for r in delivered)
+
+
+def test_cli_reports_loss(pair):
+    proc = subprocess.Popen(
+        [RSTTRACE, "trace", "--json", "--summary", "--buffer-pages", "1",
+         "--netns", pair.names["b"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "tracing in" in proc.stderr.readline()
+    port = provoke._free_port(pair, "b", 4)
+    before = out_rsts(pair, "b")
+    craft.syn_burst(pair, "a", "b", port, BURST)
+    provoke.settle(0.5)
+    sent = out_rsts(pair, "b") - before
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    recs = [json.loads(l) for l in out.splitlines()]
+    events = [r for r in recs if r["kind"] == "sent"]
+    lost = sum(r["count"] for r in recs if r["kind"] == "lost")
+    summary = recs[-1]
+    assert summary["kind"] == "summary"
+    assert summary["lost"] == lost
+    assert summary["kernel_events"] == sent == BURST
+    assert len(events) + lost == sent
+    if lost:
+        assert "lost" in err

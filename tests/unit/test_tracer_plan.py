@@ -1,0 +1,61 @@
+"""Tracer.plan's decisions on kernels this machine is not: no BTF and no
+matching headers, no hooks at all. (The kernel facts are stubbed; the real
+kernel is exercised by tests/integration.)"""
+
+import pytest
+
+from rsttrace import hooks, kernel, tracer
+from rsttrace.errors import RsttraceError
+
+
+@pytest.fixture()
+def plain(monkeypatch):
+    monkeypatch.setattr(tracer, "require_root", lambda: None)
+    monkeypatch.setattr(tracer, "import_bcc", lambda: None)
+    monkeypatch.setattr(kernel, "tracefs", lambda mount=False: None)
+    return monkeypatch
+
+
+def test_no_btf_and_no_matching_headers(plain):
+    plain.setattr(kernel, "load_btf", lambda: None)
+    plain.setattr(kernel, "headers_match", lambda path=None: False)
+    with pytest.raises(RsttraceError) as e:
+        tracer.Tracer().plan()
+    msg = str(e.value)
+    assert "no BTF" in msg and "linux-headers-" in msg
+    assert "\n" not in msg
+
+
+def test_no_hook_exists(plain):
+    plain.setattr(kernel, "load_btf", lambda: None)
+    plain.setattr(kernel, "headers_match", lambda path=None: True)
+    plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
+    plain.setattr(kernel, "tracepoint_exists", lambda c, n: False)
+    with pytest.raises(RsttraceError) as e:
+        tracer.Tracer().plan()
+    assert "none of rsttrace's hooks exist" in str(e.value)
+
+
+def test_without_btf_offsets_come_from_headers(plain):
+    plain.setattr(kernel, "load_btf", lambda: None)
+    plain.setattr(kernel, "headers_match", lambda path=None: True)
+    plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
+    plain.setattr(kernel, "tracepoint_exists", lambda c, n: True)
+    plain.setattr(kernel, "ringbuf_supported", lambda: False)
+    plain.setattr(kernel, "version_tuple", lambda rel=None: (6, 1))
+    t = tracer.Tracer().plan()
+    flags = t.cflags()
+    assert "-DOFFSETS_FROM_HEADERS" in flags
+    assert "-DOFF_SKC_FAMILY=offsetof(struct sock_common, skc_family)" in flags
+    assert "-DUSE_RINGBUF" not in flags
+    # 6.1: tcp_send_reset has no reason argument
+    assert "-DTP_TCP_SEND_RESET_REASON=-1" in flags
+    assert "-DTP_TCP_SEND_RESET_SKB=1" in flags
+
+
+def test_forced_mode_the_kernel_lacks(plain):
+    plain.setattr(kernel, "load_btf", lambda: object())
+    plain.setattr(kernel, "kprobes_supported", lambda: False)
+    with pytest.raises(RsttraceError) as e:
+        tracer.Tracer(mode="kprobe").plan()
+    assert "no kprobes" in str(e.value) and "--mode tracepoint" in str(e.value)
