@@ -293,6 +293,40 @@ def _keepalive(pair):
     return provoke._recv_error(cli)
 
 
+@scenario("keepalive-vanished-peer", "a keepalive probe reaches a peer "
+          "whose socket is gone (past its FIN_WAIT timeout)", ["004"],
+          [("b", "sent", "no-connection"),
+           ("a", "received", "reset-received")],
+          # how b is made to forget: an abort whose RST is dropped
+          allow=[("b", "sent", "linger-zero-close")])
+def _keepalive_vanished(pair):
+    cli, srv = provoke._connected(pair, 4)
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    _block_output(pair, "b")
+    _linger0(srv)
+    srv.close()
+    _unblock(pair, "b")
+    return provoke._recv_error(cli)   # the probe's answer is an RST
+
+
+@scenario("bad-checksum", "a SYN with a bad TCP checksum to a closed port "
+          "is dropped before any RST", ["003"], [])
+def _bad_checksum(pair):
+    port = provoke._free_port(pair, "b", 4)
+    seg = bytearray(craft.tcp_segment(pair.ipv4["a"], pair.ipv4["b"], 40001,
+                                      port, seq=1, ack=0, flags=SYN))
+    seg[16] ^= 0xFF                     # corrupt the checksum
+    raw = pair.socket("a", socket.AF_INET, socket.SOCK_RAW,
+                      socket.IPPROTO_TCP)
+    raw.sendto(bytes(seg), (pair.ipv4["b"], 0))
+    raw.close()
+    time.sleep(0.05)
+    errors = pair.run("b", "nstat", "-az", "TcpInCsumErrors").split()
+    return "TcpInCsumErrors %s" % errors[errors.index("TcpInCsumErrors") + 1]
+
+
 @scenario("linger2-negative", "TCP_LINGER2 < 0: close() in FIN_WAIT2 "
           "aborts instead of waiting", ["004"],
           [("a", "sent", "fin-wait2-timeout"),
