@@ -59,6 +59,9 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERF_OUTPUT(events);
 #endif
 BPF_STACK_TRACE(stacks, STACK_ENTRIES);
+#ifdef SUMMARY_ONLY
+BPF_HASH(agg, struct agg_key, u64, AGG_ENTRIES);
+#endif
 /* [COUNT_MATCHED] events that passed the filters,
  * [COUNT_LOST] of those, events the ring buffer had no room for. */
 BPF_PERCPU_ARRAY(counts, u64, COUNT_SLOTS);
@@ -435,6 +438,38 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		return 0;
 	count(COUNT_MATCHED);
 	ev.stack_id = stacks.get_stackid(ctx, 0);
+
+#ifdef SUMMARY_ONLY
+	/* Summary mode: count in the kernel by what attribution needs, so a
+	 * storm costs a map update per RST and no user-space work. */
+	{
+		struct agg_key key = {};
+		u64 one = 1, *n;
+
+		key.kind = ev.kind;
+		key.hook = ev.hook;
+		key.state = ev.state;
+		key.family = ev.family;
+		key.reason = ev.reason;
+		key.stack_id = ev.stack_id;
+		key.seg_flags = ev.seg_flags;
+		key.flags = ev.flags;
+		if (ev.seg_len)
+			key.facts |= AGG_SEG_DATA;
+		if ((ev.flags & EV_LINGER) && ev.lingertime == 0)
+			key.facts |= AGG_LINGER_ZERO;
+		if ((ev.flags & EV_TCP_SOCK) && ev.rcv_unread)
+			key.facts |= AGG_UNREAD;
+		if ((ev.flags & EV_LISTENER) && ev.backlog > ev.backlog_max)
+			key.facts |= AGG_BACKLOG_FULL;
+		n = agg.lookup(&key);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else if (agg.update(&key, &one))
+			count(COUNT_LOST);   /* map full: counted, not silent */
+	}
+	return 0;
+#endif
 
 #ifdef USE_RINGBUF
 	if (events.ringbuf_output(&ev, sizeof(ev), 0))

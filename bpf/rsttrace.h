@@ -46,6 +46,25 @@
 #define COUNT_LOST 1
 #define COUNT_SLOTS 2
 
+/* Summary mode's key: the inputs attribution needs, no addresses. */
+#define AGG_SEG_DATA 0x01      /* the packet carried data */
+#define AGG_LINGER_ZERO 0x02   /* SO_LINGER on with time 0 */
+#define AGG_UNREAD 0x04        /* unread bytes in the receive queue */
+#define AGG_BACKLOG_FULL 0x08  /* listener backlog above its limit */
+
+struct agg_key {
+	s32 reason;
+	s32 stack_id;
+	u8 kind;
+	u8 hook;
+	u8 state;
+	u8 family;
+	u8 seg_flags;
+	u8 flags;
+	u8 facts;
+	u8 pad;
+};
+
 struct addr16 {
 	u8 a[16];
 };

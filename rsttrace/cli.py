@@ -106,8 +106,13 @@ def main():
               help="Event buffer size in 4 KiB pages, a power of two "
                    "(default 1024 for the ring buffer, 256 per CPU for the "
                    "perf buffer).")
+@click.option("--summary-only", is_flag=True,
+              help="No event stream: count RSTs in the kernel by cause "
+                   "inputs and show the table (refreshed every second on a "
+                   "terminal, once at exit otherwise). Keeps up with storms.")
 def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
-          duration, count, no_stack, summary, packets, buffer_pages):
+          duration, count, no_stack, summary, packets, buffer_pages,
+          summary_only):
     """Trace TCP RSTs sent and received by this host until Ctrl-C."""
     from .output import JsonWriter, RowWriter
     from .session import Session
@@ -119,9 +124,17 @@ def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
         if buffer_pages and buffer_pages & (buffer_pages - 1):
             raise UsageError("--buffer-pages %d is not a power of two"
                              % buffer_pages, "give 1, 2, 4, ... pages")
+        if summary_only and count:
+            raise UsageError("--count needs the event stream",
+                             "use --duration with --summary-only")
         tracer = Tracer(mode=mode, filters=filt, packets=packets,
-                        buffer_pages=buffer_pages).plan()
+                        buffer_pages=buffer_pages,
+                        summary_only=summary_only).plan()
         stream = out.open()
+        if summary_only:
+            _summary_only(tracer, stream, as_json, duration, filt)
+            out.commit()
+            return
         writer = JsonWriter(stream) if as_json else RowWriter(
             stream, stacks=not no_stack)
         if no_stack and as_json:
@@ -141,6 +154,34 @@ def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
         out.discard()
         sys.exit(1)
     out.commit()
+
+
+def _summary_only(tracer, stream, as_json, duration, filt):
+    from .aggregate import KernelSummary
+    from .session import Session
+    session = Session(tracer, duration=duration)
+    session.start()
+    ks = KernelSummary(tracer, session.decoder)
+    live = stream.isatty() and not as_json
+
+    def redraw():
+        stream.write("\033[H\033[2J" + ks.as_text() + "\n")
+        stream.flush()
+
+    def final():
+        if as_json:
+            stream.write(json.dumps(ks.as_dict(), separators=(",", ":"))
+                         + "\n")
+        else:
+            stream.write(ks.as_text() + "\n")
+        stream.flush()
+    session.on_tick = redraw if live else None
+    session.before_close = final
+    click.echo("rsttrace: counting in the kernel in %s mode (%s); filters: "
+               "%s; Ctrl-C to stop" % (tracer.mode, ", ".join(
+                   p.hook.name for p in tracer.attached()), filt.describe()),
+               err=True)
+    session.run()
 
 
 def _without_stack(writer):

@@ -27,6 +27,8 @@ class Session:
         self.seen = 0
         self.lost_reported = 0
         self.stopping = False
+        self.on_tick = None          # called about once a second
+        self.before_close = None     # called after the last drain
 
     def start(self):
         self.tracer.start(self._raw)
@@ -72,10 +74,14 @@ class Session:
                for s in (signal.SIGINT, signal.SIGTERM)}
         deadline = (time.monotonic() + self.duration
                     if self.duration else None)
+        next_tick = time.monotonic() + 1
         try:
             while not self.stopping:
                 self.tracer.poll(100)
                 self.check_lost()
+                if self.on_tick and time.monotonic() >= next_tick:
+                    next_tick += 1
+                    self.on_tick()
                 if self.count is not None and self.seen >= self.count:
                     break
                 if deadline and time.monotonic() >= deadline:
@@ -96,5 +102,7 @@ class Session:
             self.drain()
             if self.summary is not None and self.writer is not None:
                 self.writer.summary(self.summary)
+            if self.before_close is not None:
+                self.before_close()
         finally:
             self.tracer.close()

@@ -22,6 +22,7 @@ BPF_SOURCE = os.path.join(BPF_DIR, "rsttrace.bpf.c")
 STACK_ENTRIES = 16384
 RINGBUF_PAGES = 1024         # 4 MiB, shared by all CPUs
 PERF_PAGES = 256             # per CPU, where there is no ring buffer
+AGG_ENTRIES = 16384          # distinct keys in summary mode
 
 
 def import_bcc():
@@ -46,8 +47,9 @@ class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None):
+                 buffer_pages=None, summary_only=False):
         self.requested_mode = mode
+        self.summary_only = summary_only
         self.buffer_pages = buffer_pages
         self.packets = packets
         self.filters = filters or Filters()
@@ -101,6 +103,8 @@ class Tracer:
         if self.ringbuf:
             flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
                       % (self.buffer_pages or RINGBUF_PAGES)]
+        if self.summary_only:
+            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
         flags += offsets.cflags(self.kbtf)
         for p in self.placements:
             flags += p.cflags()

@@ -79,3 +79,29 @@ def test_cli_reports_loss(pair):
     assert len(events) + lost == sent
     if lost:
         assert "lost" in err
+
+
+def test_summary_only_counts_a_burst_in_the_kernel(pair):
+    """--summary-only: no event stream, every RST counted in the kernel,
+    attributed per distinct key."""
+    proc = subprocess.Popen(
+        [RSTTRACE, "trace", "--summary-only", "--json", "--buffer-pages", "1",
+         "--netns", pair.names["a"], "--netns", pair.names["b"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "counting in the kernel" in proc.stderr.readline()
+    port = provoke._free_port(pair, "b", 4)
+    before = out_rsts(pair, "b")
+    craft.syn_burst(pair, "a", "b", port, BURST)
+    provoke.linger_zero(pair, 4)
+    provoke.settle(0.3)
+    sent_b = out_rsts(pair, "b") - before
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    (summary,) = [json.loads(l) for l in out.splitlines()]
+    assert summary["lost"] == 0
+    assert summary["events"] == summary["kernel_events"] == sent_b + 2
+    rows = {(r["cause"], r["kind"]): r["count"] for r in summary["rows"]}
+    assert rows[("no-listener", "sent")] == BURST
+    assert rows[("linger-zero-close", "sent")] == 1
+    assert rows[("reset-received", "received")] == 1
