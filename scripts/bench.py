@@ -1,0 +1,438 @@
+"""rsttrace benchmarks; run through scripts/bench (which installs the tools).
+
+Every figure is measured in this one run on this machine, in alternating
+rounds, and reported as median and spread (min..max):
+
+  overhead   sockperf TCP ping-pong across a veth pair between two
+             namespaces, without rsttrace and with it in each mode; figure:
+             message rate with / rate without (goal >= 0.99 by default)
+  storm      SYNs to a closed port from hping3 at fixed send intervals and
+             as a flood; the kernel's count (nstat TcpOutRsts in the
+             namespace) against events delivered and lost as counted by
+             rsttrace, streaming (--json to a file) and --summary-only, and
+             rsttrace's CPU seconds per 100k events; then bpftrace and
+             `perf trace` on the same flood
+  attach     process start to probes attached, cold (page cache dropped)
+             and warm, next to bcc's tcpdrop and tcpstates and a bpftrace
+             one-liner
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from rsttrace.netns import NamespacePair  # noqa: E402
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RSTTRACE = os.path.join(HERE, ".venv", "bin", "rsttrace")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def ns(pair, side, *cmd):
+    return ["ip", "netns", "exec", pair.names[side]] + list(cmd)
+
+
+def out_rsts(pair, side):
+    out = pair.run(side, "nstat", "-az", "TcpOutRsts")
+    return int(out.split("TcpOutRsts")[1].split()[0])
+
+
+class Traced:
+    """A tool running in the background until stop(); CPU time measured
+    with wait4 (user + system, children included)."""
+
+    def __init__(self, argv, ready, stdout=subprocess.DEVNULL, env=None):
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdout=stdout,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self.attach_s = None
+        self.err = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline() if ready[0] == "stderr" \
+                else None
+            if line is None:
+                break
+            if not line:
+                raise RuntimeError("%s exited before attaching: %s"
+                                   % (argv[0], "".join(self.err)))
+            self.err.append(line)
+            if ready[1] in line:
+                self.attach_s = time.monotonic() - self.t0
+                self.cpu_at_attach = proc_cpu(self.proc.pid)
+                return
+        raise RuntimeError("%s did not attach" % argv[0])
+
+    def stop(self, sig=signal.SIGINT):
+        """Stop it; CPU seconds used after attaching (the BPF compile and
+        load before that are the attach figure's business)."""
+        self.proc.send_signal(sig)
+        _, status, ru = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.err.append(self.proc.stderr.read())
+        return ru.ru_utime + ru.ru_stime - self.cpu_at_attach
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + system) a live process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def median_spread(values):
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return "%.3f (%.3f..%.3f)" % (med, min(values), max(values)) \
+        if isinstance(med, float) and med < 10 else \
+        "%.0f (%.0f..%.0f)" % (med, min(values), max(values))
+
+
+# -- overhead ---------------------------------------------------------------
+
+def sockperf_rate(pair, port, seconds):
+    res = subprocess.run(ns(pair, "a", "taskset", "-c", "0", "sockperf",
+                            "ping-pong", "--tcp",
+                            "-i", pair.ipv4["b"], "-p", str(port), "-t",
+                            str(seconds)), capture_output=True, text=True)
+    m = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; "
+                  r"SentMessages=\d+; ReceivedMessages=(\d+)", res.stdout)
+    if not m:
+        raise RuntimeError("sockperf failed: " + res.stdout[-300:] +
+                           res.stderr[-300:])
+    return int(m.group(2)) / float(m.group(1))
+
+
+OVERHEAD_CONFIGS = [
+    ("rsttrace trace (default)", ["--json", "-o", "/dev/null"]),
+    ("rsttrace trace --summary-only", ["--summary-only"]),
+    ("rsttrace trace --packets", ["--json", "-o", "/dev/null", "--packets"]),
+]
+
+
+def bench_overhead(rounds, seconds):
+    log("overhead: sockperf ping-pong, %d rounds of %ds" % (rounds, seconds))
+    rows = []
+    with NamespacePair(prefix="rstbench-o") as pair:
+        port = 11111
+        srv = subprocess.Popen(ns(pair, "b", "taskset", "-c", "1", "sockperf",
+                                  "server", "--tcp",
+                                  "-i", pair.ipv4["b"], "-p", str(port)),
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        try:
+            base, withs = [], {name: [] for name, _ in OVERHEAD_CONFIGS}
+            for r in range(rounds):
+                # Each tracer's measurement sits between two baseline ones
+                # (A B A C A D A ...); its ratio is against their mean, so
+                # drift over the run cancels out.
+                prev = sockperf_rate(pair, port, seconds)
+                base.append(prev)
+                for name, args in OVERHEAD_CONFIGS:
+                    t = Traced([RSTTRACE, "trace", *args],
+                               ("stderr", "rsttrace: "))
+                    time.sleep(0.5)
+                    try:
+                        w = sockperf_rate(pair, port, seconds)
+                    finally:
+                        t.stop()
+                    time.sleep(1)   # let detach and cleanup finish
+                    nxt = sockperf_rate(pair, port, seconds)
+                    base.append(nxt)
+                    withs[name].append((w, (prev + nxt) / 2))
+                    prev = nxt
+                log("  round %d: base %.0f msg/s" % (r + 1, base[-1]))
+        finally:
+            srv.kill()
+            srv.wait()
+    rows.append(["no tracer", median_spread(base), "1.000", "-"])
+    for name, _ in OVERHEAD_CONFIGS:
+        ratios = [w / b for w, b in withs[name]]
+        goal = ">= 0.99" if "default" in name else "-"
+        rows.append([name, median_spread([w for w, _ in withs[name]]),
+                     median_spread(ratios), goal])
+    return rows
+
+
+# -- storm ------------------------------------------------------------------
+
+RATES = [("u100", ["-i", "u100"]), ("u20", ["-i", "u20"]),
+         ("u10", ["-i", "u10"]), ("u5", ["-i", "u5"]),
+         ("flood", ["--flood"])]
+
+
+def hping(pair, args, seconds, port=9):
+    h = subprocess.Popen(ns(pair, "a", "hping3", "-S", "-p", str(port), "-q",
+                            *args, pair.ipv4["b"]),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(seconds)
+    h.send_signal(signal.SIGINT)
+    h.wait()
+
+
+def storm_round(pair, hargs, seconds, mode):
+    """One rate under one tracer mode; returns a dict of figures."""
+    with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as f:
+        args = [RSTTRACE, "trace", "--netns", pair.names["b"]]
+        if mode == "streaming":
+            args += ["--json", "-o", f.name]
+        else:
+            args += ["--summary-only", "--json"]
+        out = subprocess.PIPE if mode != "streaming" else subprocess.DEVNULL
+        t = Traced(args, ("stderr", "rsttrace: "), stdout=out)
+        before = out_rsts(pair, "b")
+        t_start = time.monotonic()
+        hping(pair, hargs, seconds)
+        elapsed = time.monotonic() - t_start
+        time.sleep(0.3)
+        sent = out_rsts(pair, "b") - before
+        if mode == "streaming":
+            cpu = t.stop()
+            recs = [json.loads(l) for l in open(f.name)]
+        else:
+            t.proc.send_signal(signal.SIGINT)
+            stdout = t.proc.stdout.read()
+            _, status, ru = os.wait4(t.proc.pid, 0)
+            cpu = ru.ru_utime + ru.ru_stime - t.cpu_at_attach
+            recs = [json.loads(l) for l in stdout.splitlines() if l.strip()]
+    delivered = sum(1 for r in recs if r.get("kind") == "sent")
+    lost = sum(r.get("count", 0) for r in recs if r.get("kind") == "lost")
+    summary = [r for r in recs if r.get("kind") == "summary"]
+    if summary and mode != "streaming":
+        delivered = summary[-1]["events"]
+        lost = summary[-1]["lost"]
+    return {"sent": sent, "rate": sent / elapsed, "delivered": delivered,
+            "lost": lost, "cpu": cpu,
+            "exact": delivered + lost == sent}
+
+
+def bench_storm(rounds, seconds, rates):
+    log("storm: hping3 SYNs to a closed port, %ds per rate" % seconds)
+    rows = []
+    with NamespacePair(prefix="rstbench-s") as pair:
+        for label, hargs in rates:
+            for mode in ("streaming", "summary-only"):
+                runs = [storm_round(pair, hargs, seconds, mode)
+                        for _ in range(rounds)]
+                med = lambda k: statistics.median(r[k] for r in runs)
+                per100k = [r["cpu"] / max(r["delivered"], 1) * 1e5
+                           for r in runs]
+                rows.append([label, mode, "%.0f" % med("rate"),
+                             "%.0f" % med("sent"), "%.0f" % med("delivered"),
+                             "%.0f" % med("lost"),
+                             "%.1f%%" % (100 * med("delivered") /
+                                         max(med("sent"), 1)),
+                             "all" if all(r["exact"] for r in runs) else
+                             "NO (%d/%d)" % (sum(r["exact"] for r in runs),
+                                             len(runs)),
+                             "%.2f" % statistics.median(per100k)])
+                log("  %s %s: %s" % (label, mode, rows[-1][2:]))
+    return rows
+
+
+def bench_peers_storm(seconds):
+    """The same flood through bpftrace and perf trace."""
+    rows = []
+    with NamespacePair(prefix="rstbench-p") as pair:
+        for name, argv, ready in [
+            ("bpftrace tcp:tcp_send_reset count",
+             ["bpftrace", "-e", "tracepoint:tcp:tcp_send_reset "
+              "{ @n = count(); } BEGIN { printf(\"attached\\n\"); }"],
+             ("stdout", "attached")),
+            ("perf trace -e tcp:tcp_send_reset",
+             ["perf", "trace", "--no-syscalls", "-e", "tcp:tcp_send_reset",
+              "-a"], None),
+        ]:
+            with tempfile.NamedTemporaryFile("w+") as out:
+                proc = subprocess.Popen(argv, stdout=out,
+                                        stderr=subprocess.STDOUT, text=True)
+                time.sleep(3)       # neither says when it is attached
+                before = out_rsts(pair, "b")
+                hping(pair, ["--flood"], seconds)
+                time.sleep(0.3)
+                sent = out_rsts(pair, "b") - before
+                proc.send_signal(signal.SIGINT)
+                _, status, ru = os.wait4(proc.pid, 0)
+                out.seek(0)
+                text = out.read()
+            if "bpftrace" in name:
+                m = re.search(r"@n: (\d+)", text)
+                seen = int(m.group(1)) if m else None
+                lost = "not reported"
+            else:
+                seen = text.count("tcp:tcp_send_reset")
+                m = re.search(r"LOST (\d+) events", text)
+                lost = m.group(1) if m else "none reported"
+            rows.append([name, sent, seen if seen is not None else
+                         "failed: " + text.strip()[-120:], lost,
+                         "%.2f" % (ru.ru_utime + ru.ru_stime)])
+    return rows
+
+
+# -- attach -----------------------------------------------------------------
+
+def drop_caches():
+    subprocess.run(["sync"])
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+
+
+def attach_time(argv, ready, cold):
+    if cold:
+        drop_caches()
+    try:
+        if ready[0] == "stdout":
+            t0 = time.monotonic()
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            deadline = t0 + 60
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    return None, "exited: " + proc.stdout.read()[-200:]
+                if ready[1] in line:
+                    dt = time.monotonic() - t0
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(timeout=30)
+                    return dt, None
+            proc.kill()
+            return None, "no attach line in 60 s"
+        t = Traced(argv, ready)
+        t.stop()
+        return t.attach_s, None
+    except Exception as e:  # a peer that cannot run here is reported
+        return None, str(e).strip().splitlines()[-1][:160]
+
+
+ATTACHERS = [
+    ("rsttrace trace", [RSTTRACE, "trace"], ("stderr", "rsttrace: tracing")),
+    ("rsttrace trace --summary-only", [RSTTRACE, "trace", "--summary-only"],
+     ("stderr", "rsttrace: counting")),
+    ("bcc tcpdrop", ["/usr/sbin/tcpdrop-bpfcc"], ("stdout", "TIME")),
+    ("bcc tcpstates", ["/usr/sbin/tcpstates-bpfcc"], ("stdout", "SKADDR")),
+    ("bpftrace one-liner",
+     ["bpftrace", "-e", "tracepoint:tcp:tcp_send_reset { @n = count(); } "
+      "BEGIN { printf(\"attached\\n\"); }"], ("stdout", "attached")),
+]
+
+
+def bench_attach(rounds):
+    log("attach: %d rounds cold and warm" % rounds)
+    rows = []
+    for name, argv, ready in ATTACHERS:
+        for cold in (True, False):
+            times, errors = [], []
+            for _ in range(rounds):
+                dt, err = attach_time(argv, ready, cold)
+                if dt is None:
+                    errors.append(err)
+                else:
+                    times.append(dt)
+            rows.append([name, "cold" if cold else "warm",
+                         median_spread(times) if times else "-",
+                         errors[0] if errors else ""])
+    return rows
+
+
+# -- report -----------------------------------------------------------------
+
+def table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return "%s, %d cores, %s, kernel %s, Python %s" % (
+        cpu, os.cpu_count(), platform.machine(), os.uname().release,
+        platform.python_version())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="one short round of everything (a smoke test)")
+    ap.add_argument("-o", "--output", help="results file (default "
+                    "bench/RESULTS.md; with --quick a temporary file)")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: error: needs root (BPF, namespaces): run with sudo")
+    rounds = 1 if a.quick else 5
+    secs = 1 if a.quick else 4
+    rates = [RATES[0], RATES[-1]] if a.quick else RATES
+    started = time.monotonic()
+    sections = []
+    overhead = bench_overhead(rounds, secs)
+    storm = bench_storm(1 if a.quick else 3, secs, rates)
+    peers = bench_peers_storm(secs)
+    attach = bench_attach(1 if a.quick else 3)
+    took = time.monotonic() - started
+    sections.append("# rsttrace benchmarks\n\n%s%s, on %s.\n`scripts/bench%s`"
+                    " took %.0f s.\n" % (
+                        "QUICK SMOKE RUN (not results): " if a.quick else "",
+                        datetime.datetime.now(datetime.timezone.utc).strftime(
+                            "%Y-%m-%d %H:%M UTC"), machine(),
+                        " --quick" if a.quick else "", took))
+    sections.append("## Overhead on normal traffic\n\nsockperf TCP ping-pong "
+                    "over veth between two namespaces, rounds alternating "
+                    "without and with each tracer; median (min..max).\n\n" +
+                    table(["tracer", "messages/s", "rate with / without",
+                           "goal"], overhead))
+    sections.append("## RST storm\n\nhping3 SYNs to a closed port across "
+                    "veth, at fixed send intervals (`-i uN`, the rate "
+                    "column is what the kernel actually sent) and as a "
+                    "flood. `sent` is the kernel's count (TcpOutRsts in the "
+                    "namespace); `exact` means delivered + lost = sent in "
+                    "every round. Medians of the rounds.\n\n" +
+                    table(["hping3", "rsttrace mode", "RSTs/s", "sent",
+                           "delivered", "lost", "delivered %", "exact",
+                           "CPU s per 100k events"], storm))
+    sections.append("## The same flood through peers\n\n" +
+                    table(["tool", "RSTs sent", "events seen", "lost",
+                           "CPU s"], peers))
+    sections.append("## Time to attached\n\nProcess start to probes attached"
+                    " (the tool's own ready line); cold = page cache dropped "
+                    "first. Median (min..max).\n\n" +
+                    table(["tool", "", "seconds", "error"], attach))
+    text = "\n\n".join(sections) + "\n"
+    path = a.output or (os.path.join(HERE, "bench", "RESULTS.md")
+                        if not a.quick else
+                        tempfile.mktemp(prefix="rsttrace-bench-",
+                                        suffix=".md"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    print(text)
+    log("wrote %s in %.0f s" % (path, took))
+
+
+if __name__ == "__main__":
+    main()
