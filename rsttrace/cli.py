@@ -30,16 +30,12 @@ class Output:
     def open(self):
         if not self.path or self.path == "-":
             self.stream = sys.stdout
-            try:
-                sys.stdout.reconfigure(line_buffering=True)
-            except (AttributeError, ValueError):
-                pass
             return self.stream
         directory = os.path.dirname(os.path.abspath(self.path))
         self.tmp = os.path.join(directory, ".%s.rsttrace-partial"
                                 % os.path.basename(self.path))
         try:
-            self.stream = open(self.tmp, "w", buffering=1)
+            self.stream = open(self.tmp, "w")
         except OSError as e:
             self.tmp = None
             raise RsttraceError("cannot write %s (%s)" % (self.path,

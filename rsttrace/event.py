@@ -34,7 +34,7 @@ FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
           "daddr", "dport", "state", "reason", "netns", "pid", "comm",
           "context", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
           "linger", "backlog", "backlog_max", "seg_flags", "seg_len",
-          "stack", "cause", "explanation")
+          "cause", "explanation", "stack")
 
 # Frames that belong to the tracing machinery, not to the kernel path.
 TRACING_FRAME_PREFIXES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_",
@@ -98,6 +98,8 @@ class Decoder:
         self.offset_ns = monotonic_to_wall_offset()
         self._stacks = {}
         self._syms = {}
+        self._contexts = {}
+        self._addrs = {}
 
     def frames(self, stack_id):
         if stack_id < 0 or self.stack_lookup is None:
@@ -114,6 +116,22 @@ class Decoder:
                 out.append(name)
         self._stacks[stack_id] = out
         return out
+
+    def context(self, stack_id, frames):
+        ctx = self._contexts.get(stack_id)
+        if ctx is None and stack_id >= 0:
+            ctx = self._contexts[stack_id] = context_of(frames)
+        return ctx if stack_id >= 0 else None
+
+    def address(self, raw, family):
+        """Address text, cached: a storm has few distinct peers."""
+        key = (bytes(raw), family)
+        text = self._addrs.get(key)
+        if text is None:
+            if len(self._addrs) > 65536:
+                self._addrs.clear()
+            text = self._addrs[key] = address(key[0], family)
+        return text
 
     def record(self, ev):
         flags = ev.flags
@@ -134,9 +152,9 @@ class Decoder:
             "kind": KIND_NAMES.get(ev.kind, "unknown"),
             "hook": HOOK_NAMES.get(ev.hook, "hook_%d" % ev.hook),
             "family": family,
-            "saddr": address(ev.saddr, family) if family else None,
+            "saddr": self.address(ev.saddr, family) if family else None,
             "sport": ev.sport if family else None,
-            "daddr": address(ev.daddr, family) if family else None,
+            "daddr": self.address(ev.daddr, family) if family else None,
             "dport": ev.dport if family else None,
             "state": TCP_STATES.get(ev.state, "STATE_%d" % ev.state)
             if has_sock and ev.state else None,
@@ -145,7 +163,7 @@ class Decoder:
             "pid": ev.pid,
             "comm": bytes(ev.comm).split(b"\0", 1)[0].decode("utf-8",
                                                             "replace"),
-            "context": context_of(frames),
+            "context": self.context(ev.stack_id, frames),
             "seq": ev.seq if seq_ok else None,
             "ack": ev.ack if seq_ok else None,
             "rcv_unread": ev.rcv_unread if tcp_sock else None,
@@ -157,7 +175,7 @@ class Decoder:
             "seg_flags": tcp_flags(ev.seg_flags) if flags & EV_PACKET
             else None,
             "seg_len": ev.seg_len if flags & EV_PACKET else None,
-            "stack": frames,
             "cause": None,
             "explanation": None,
+            "stack": frames,            # last: JsonWriter relies on it
         }

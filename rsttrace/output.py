@@ -20,13 +20,34 @@ def _endpoint(addr, port):
 
 
 class JsonWriter:
-    """One JSON object per line, flushed at once."""
+    """One JSON object per line. Lines are flushed by flush(), which the
+    session calls after every batch it reads (at most 100 ms apart), not
+    per line: in a storm a flush per event would cost more than the event.
+    """
 
     def __init__(self, stream):
         self.stream = stream
+        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+        self._stacks = {}
 
     def event(self, record):
-        self._write(record)
+        # The stack is the record's last key and, in a storm, the same few
+        # lists again and again (the decoder caches one per stack id): its
+        # JSON is made once per list.
+        stack = record.pop("stack", None)
+        if stack is None:
+            self.stream.write(self._dumps(record) + "\n")
+            return
+        try:
+            enc = self._stacks.get(id(stack))
+            if enc is None or enc[0] is not stack:
+                if len(self._stacks) > 4096:
+                    self._stacks.clear()
+                enc = self._stacks[id(stack)] = (stack, self._dumps(stack))
+            head = self._dumps(record)
+            self.stream.write(head[:-1] + ',"stack":' + enc[1] + "}\n")
+        finally:
+            record["stack"] = stack
 
     def lost(self, count, total):
         self._write({"kind": "lost", "count": count, "total": total})
@@ -34,8 +55,11 @@ class JsonWriter:
     def summary(self, summary):
         self._write(dict(kind="summary", **summary.as_dict()))
 
+    def flush(self):
+        self.stream.flush()
+
     def _write(self, obj):
-        self.stream.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self.stream.write(self._dumps(obj) + "\n")
         self.stream.flush()
 
 
@@ -65,8 +89,10 @@ class RowWriter:
             out.append("    cause: %s: %s" % (record["cause"],
                                               record["explanation"]))
         if self.stacks:
-            out.extend("    " + f for f in record["stack"])
+            out.extend("    " + f for f in record.get("stack") or ())
         self.stream.write("\n".join(out) + "\n")
+
+    def flush(self):
         self.stream.flush()
 
     def lost(self, count, total):

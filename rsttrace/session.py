@@ -27,6 +27,7 @@ class Session:
         self.seen = 0
         self.lost_reported = 0
         self.stopping = False
+        self._causes = {}
         self.on_tick = None          # called about once a second
         self.before_close = None     # called after the last drain
 
@@ -43,7 +44,7 @@ class Session:
         if self.count is not None and self.seen >= self.count:
             return
         record = self.decoder.record(ev)
-        record["cause"], record["explanation"] = attribute(record)
+        record["cause"], record["explanation"] = self._attribute(ev, record)
         self.seen += 1
         if self.summary is not None:
             self.summary.add(record)
@@ -51,6 +52,22 @@ class Session:
             self.on_record(record)
         if self.writer is not None:
             self.writer.event(record)
+
+    def _attribute(self, ev, record):
+        """attribute(), cached on everything it reads: in a storm the same
+        few keys repeat and each is decided once."""
+        key = (ev.stack_id, ev.kind, ev.hook, ev.state, ev.reason,
+               ev.flags, ev.seg_flags, bool(ev.seg_len), record["linger"],
+               bool(record["rcv_unread"]),
+               (record["backlog"] or 0) > (record["backlog_max"] or 0))
+        if ev.stack_id < 0:
+            return attribute(record)
+        hit = self._causes.get(key)
+        if hit is None:
+            if len(self._causes) > 65536:
+                self._causes.clear()
+            hit = self._causes[key] = attribute(record)
+        return hit
 
     def check_lost(self):
         matched, lost = self.tracer.counts()
@@ -79,6 +96,8 @@ class Session:
             while not self.stopping:
                 self.tracer.poll(100)
                 self.check_lost()
+                if self.writer is not None:
+                    self.writer.flush()
                 if self.on_tick and time.monotonic() >= next_tick:
                     next_tick += 1
                     self.on_tick()
@@ -94,6 +113,8 @@ class Session:
     def drain(self):
         self.tracer.drain()
         self.check_lost()
+        if self.writer is not None:
+            self.writer.flush()
 
     def finish(self):
         if self.tracer.bpf is None:
