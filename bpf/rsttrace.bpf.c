@@ -3,14 +3,15 @@
  * rsttrace: one event per TCP RST sent or received, with the socket state,
  * the packet that caused it and the kernel stack.
  *
- * Written once for all attach modes. The frontend (rsttrace/probes.py)
+ * Written once for all attach modes. The frontend (rsttrace/tracer.py)
  * compiles it with:
  *   MODE_KPROBE | MODE_FENTRY | MODE_RAW_TP   how arguments are read (ARG)
  *   HOOK_<NAME>=1                             which entry points to build
  *   <NAME>_SK / _SKB / _REASON                argument positions (-1: absent),
  *                                             checked against the kernel's BTF
  *   OFF_*                                     struct offsets from BTF
- *   SOCK_LINGER_BIT, USE_RINGBUF, FILTER_*    see below
+ *   SOCK_LINGER_BIT, USE_RINGBUF, FILTER_*,
+ *   SUMMARY_ONLY                              see below
  * so nothing here depends on the layout of the header tree bcc compiles with.
  */
 #include <uapi/linux/ptrace.h>
@@ -40,13 +41,10 @@ static __always_inline u64 arg_n(struct pt_regs *ctx, int n)
 	}
 	return 0;
 }
-#define CTX_T struct pt_regs
 #define ARG(n) ((n) < 0 ? 0 : arg_n(ctx, (n)))
 #elif defined(MODE_FENTRY)
-#define CTX_T unsigned long long
 #define ARG(n) ((n) < 0 ? 0 : ctx[(n) < 0 ? 0 : (n)])
 #elif defined(MODE_RAW_TP)
-#define CTX_T struct bpf_raw_tracepoint_args
 #define ARG(n) ((n) < 0 ? 0 : ctx->args[(n) < 0 ? 0 : (n)])
 #else
 #error "define one of MODE_KPROBE, MODE_FENTRY, MODE_RAW_TP"
@@ -65,17 +63,18 @@ BPF_HASH(agg, struct agg_key, u64, AGG_ENTRIES);
 /* [COUNT_MATCHED] events that passed the filters,
  * [COUNT_LOST] of those, events the ring buffer had no room for. */
 BPF_PERCPU_ARRAY(counts, u64, COUNT_SLOTS);
+/* Set-valued filters (at most FILTER_MAX entries each, filters.py). */
 #ifdef FILTER_PORTS
-BPF_HASH(filter_ports, u16, u8, 64);
+BPF_HASH(filter_ports, u16, u8, FILTER_MAX);
 #endif
 #ifdef FILTER_HOSTS
-BPF_HASH(filter_hosts, struct addr16, u8, 64);
+BPF_HASH(filter_hosts, struct addr16, u8, FILTER_MAX);
 #endif
 #ifdef FILTER_COMM
 BPF_ARRAY(filter_comm, struct comm16, 1);
 #endif
 #ifdef FILTER_NETNS
-BPF_HASH(filter_netns, u32, u8, 64);
+BPF_HASH(filter_netns, u32, u8, FILTER_MAX);
 #endif
 
 #ifdef HOOK_TP_NET_DEV_QUEUE

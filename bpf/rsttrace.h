@@ -42,6 +42,8 @@
 #define EV_PACKET 0x10    /* packet parsed: seg_* fields valid */
 #define EV_SEQ 0x20       /* seq/ack valid */
 
+#define FILTER_MAX 256
+
 #define COUNT_MATCHED 0
 #define COUNT_LOST 1
 #define COUNT_SLOTS 2

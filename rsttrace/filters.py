@@ -10,6 +10,7 @@ import os
 from .errors import UsageError
 
 NETNS_DIR = "/var/run/netns"
+FILTER_MAX = 256        # entries per set-valued filter (bpf/rsttrace.h)
 
 
 class Filters:
@@ -170,7 +171,15 @@ def build(ports=(), hosts=(), pid=None, comm=None, netns=(), ipv4=False,
     if ipv4 and ipv6:
         raise UsageError("-4 and -6 exclude each other",
                          "give one of them, or neither for both")
-    return Filters(ports=parse_ports(ports), hosts=parse_hosts(hosts),
+    filt = Filters(ports=parse_ports(ports), hosts=parse_hosts(hosts),
                    pid=parse_pid(pid), comm=parse_comm(comm),
                    netns=parse_netns(netns),
                    family=4 if ipv4 else 6 if ipv6 else None)
+    for name, values in (("--port", filt.ports), ("--host", filt.hosts),
+                         ("--netns", filt.netns)):
+        if len(values) > FILTER_MAX:
+            raise UsageError("%s has %d values, more than the %d rsttrace "
+                             "can filter on in the kernel"
+                             % (name, len(values), FILTER_MAX),
+                             "trace without it and filter the JSON output")
+    return filt

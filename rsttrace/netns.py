@@ -16,6 +16,8 @@ import os
 import signal
 import socket
 import subprocess
+import threading
+import time
 
 from pyroute2 import IPRoute, NetNS, netns
 
@@ -30,6 +32,29 @@ def _cleanup_all():
 
 
 atexit.register(_cleanup_all)
+
+
+def _terminate_cleanly():
+    """Make SIGTERM unwind like Ctrl-C (so `with` blocks and atexit delete
+    the namespaces) unless the program already handles it."""
+    if (signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and
+            threading.current_thread() is threading.main_thread()):
+        signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _lookup(ipr, ifname, tries=20):
+    """The index of `ifname`, waiting briefly: a link just moved into a
+    namespace is not always listed at once."""
+    for _ in range(tries):
+        found = ipr.link_lookup(ifname=ifname)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise RuntimeError("interface %s did not appear" % ifname)
 
 
 def namespace_inode(name):
@@ -51,6 +76,7 @@ class NamespacePair:
                      "b": "2001:db8:%x::2" % self.subnet}
         self.created = False
         self._sockets = []
+        self._made = []
 
     # -- life cycle -------------------------------------------------------
 
@@ -62,10 +88,15 @@ class NamespacePair:
         self.close()
 
     def create(self):
+        _terminate_cleanly()
         _live.add(self)
         try:
             for name in self.names.values():
+                if os.path.exists(os.path.join(netns.NETNS_RUN_DIR, name)):
+                    raise FileExistsError(
+                        "network namespace %s already exists" % name)
                 netns.create(name)
+                self._made.append(name)
             self.created = True
             tag = "rt%x" % ((os.getpid() << 8 | self._n) & 0xffffffff)
             veth_a, veth_b = tag + "a", tag + "b"
@@ -79,7 +110,7 @@ class NamespacePair:
                 with NetNS(self.names[side]) as ns:
                     lo = ns.link_lookup(ifname="lo")[0]
                     ns.link("set", index=lo, state="up")
-                    idx = ns.link_lookup(ifname=ifname)[0]
+                    idx = _lookup(ns, ifname)
                     ns.addr("add", index=idx, address=self.ipv4[side],
                             prefixlen=24)
                     ns.addr("add", index=idx, address=self.ipv6[side],
@@ -97,9 +128,10 @@ class NamespacePair:
             with contextlib.suppress(OSError):
                 s.close()
         self._sockets = []
-        for name in self.names.values():
+        for name in self._made:             # only what this pair made
             with contextlib.suppress(OSError, FileNotFoundError):
                 netns.remove(name)
+        self._made = []
         self.created = False
         _live.discard(self)
 
@@ -155,14 +187,3 @@ class NamespacePair:
 
     def inodes(self):
         return {self.inode("a"), self.inode("b")}
-
-
-def block_signals_during(fn):
-    """Run fn() with SIGINT/SIGTERM held, so set-up or clean-up is not
-    cut in half; they are delivered afterwards."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK,
-                                 {signal.SIGINT, signal.SIGTERM})
-    try:
-        return fn()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -13,8 +13,7 @@ import struct
 import time
 
 from . import craft, provoke
-from .attribution import attribute  # noqa: F401  (documented entry point)
-from .craft import ACK, PSH, RST, SYN
+from .craft import ACK, RST, SYN
 
 SOURCES = {
     "000": "000_4a120cfabbeb7e17.txt (no listener, linger 0, half-open, "
@@ -469,5 +468,3 @@ def by_name(names):
                          "see `rsttrace scenarios list`")
     return [known[n] for n in names] if names else list(CATALOGUE)
 
-
-__all__ = ["CATALOGUE", "Scenario", "by_name", "PSH"]

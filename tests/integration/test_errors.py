@@ -4,7 +4,6 @@ fix it, a non-zero exit, nothing half-written left behind."""
 import os
 import subprocess
 import sys
-import sysconfig
 
 import pytest
 
@@ -64,12 +63,20 @@ def test_unwritable_output_leaves_nothing(tmp_path):
 
 
 @pytest.mark.root
-def test_bcc_missing():
+def test_bcc_missing(tmp_path):
     """The same interpreter without its site packages (so without Debian's
-    bcc), the project's own dependencies on the path: a real bcc-less
-    Python."""
-    venv_site = sysconfig.get_paths()["purelib"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, venv_site]))
+    bcc), only the project and its own dependencies on the path (linked
+    into a directory of their own): a real bcc-less Python."""
+    import click
+    import pyroute2
+    import tabulate
+    for mod in (click, pyroute2, tabulate):
+        src = mod.__file__
+        if os.path.basename(src) == "__init__.py":
+            src = os.path.dirname(src)
+        os.symlink(src, tmp_path / os.path.basename(src))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO,
+                                                       str(tmp_path)]))
     res = run("/usr/bin/python3", "-S", "-c",
               "import sys; sys.argv[0] = 'rsttrace'; "
               "from rsttrace.cli import main; main()",

@@ -2,12 +2,11 @@
 program: each test provokes one RST and checks the events both sides'
 kernels reported for it."""
 
-import socket
 
 import pytest
 
 from bpfcheck import require_bpf
-from rsttrace import provoke
+from rsttrace import craft, provoke
 from rsttrace.event import FIELDS, base_name
 from rsttrace.filters import Filters
 
@@ -169,11 +168,8 @@ def test_listener_fields(traced):
     lst.listen(7)
     port = lst.getsockname()[1]
     start = len(records)
-    raw = pair.socket("a", socket.AF_INET, socket.SOCK_RAW,
-                      socket.IPPROTO_TCP)
-    raw.sendto(_tcp_segment(pair.ipv4["a"], pair.ipv4["b"], 40000, port,
-                            seq=1000, ack=2000, flags=0x10),
-               (pair.ipv4["b"], 0))
+    craft.send_segment(pair, "a", "b", 40000, port, seq=1000, ack=2000,
+                       flags=craft.ACK)
     provoke.settle()
     session.drain()
     mine = [r for r in records[start:] if r["sport"] == port]
@@ -188,17 +184,3 @@ def test_listener_fields(traced):
         pair.ipv4["b"], pair.ipv4["a"], 40000)
     assert s["cause"] == "no-connection"
     lst.close()
-
-
-def _tcp_segment(src, dst, sport, dport, seq, ack, flags):
-    import struct
-    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags,
-                      65535, 0, 0)
-    pseudo = (socket.inet_aton(src) + socket.inet_aton(dst) +
-              struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(hdr)))
-    data = pseudo + hdr
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xffff) + (total >> 16)
-    csum = ~total & 0xffff
-    return hdr[:16] + struct.pack("!H", csum) + hdr[18:]
