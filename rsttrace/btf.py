@@ -116,6 +116,8 @@ class BTF:
         trailer = _TRAILER
         tid = 0
         while pos < end:
+            if pos + 12 > end:
+                raise BTFError("BTF type section is truncated")
             name_off, info, _ = unpack(data, pos)
             tid += 1
             offsets.append(pos)

@@ -97,7 +97,8 @@ def parse_ports(values):
             part = part.strip()
             if not part:
                 continue
-            if not part.isdigit() or not 0 < int(part) < 65536:
+            if not (part.isascii() and part.isdigit()) or \
+                    not 0 < int(part) < 65536:
                 raise UsageError(
                     "--port %s is not a TCP port" % part,
                     "give a number from 1 to 65535, or a comma-separated list")
@@ -150,7 +151,7 @@ def netns_inode(spec):
     """A network namespace as its inode: a number, a name under
     /var/run/netns, or a path such as /proc/PID/ns/net."""
     spec = str(spec)
-    if spec.isdigit():
+    if spec.isascii() and spec.isdigit():
         return int(spec)
     path = spec if "/" in spec else os.path.join(NETNS_DIR, spec)
     try:

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import NetNS, netns
 
 IFA_F_NODAD = 0x02
 _counter = itertools.count()
@@ -100,12 +100,12 @@ class NamespacePair:
             self.created = True
             tag = "rt%x" % ((os.getpid() << 8 | self._n) & 0xffffffff)
             veth_a, veth_b = tag + "a", tag + "b"
-            with IPRoute() as ip:
-                ip.link("add", ifname=veth_a, kind="veth", peer=veth_b)
-                ip.link("set", index=ip.link_lookup(ifname=veth_a)[0],
-                        net_ns_fd=self.names["a"])
-                ip.link("set", index=ip.link_lookup(ifname=veth_b)[0],
-                        net_ns_fd=self.names["b"])
+            # Made inside a with its peer end created straight in b: the
+            # host namespace never holds either end.
+            with NetNS(self.names["a"]) as ns:
+                ns.link("add", ifname=veth_a, kind="veth",
+                        peer={"ifname": veth_b,
+                              "net_ns_fd": self.names["b"]})
             for side, ifname in (("a", veth_a), ("b", veth_b)):
                 with NetNS(self.names[side]) as ns:
                     lo = ns.link_lookup(ifname="lo")[0]

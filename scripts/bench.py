@@ -292,8 +292,9 @@ def bench_peers_storm(seconds):
                 lost = "not reported"
             else:
                 seen = text.count("tcp:tcp_send_reset")
-                m = re.search(r"LOST (\d+) events", text)
-                lost = m.group(1) if m else "none reported"
+                counts = re.findall(r"LOST (\d+) events", text)
+                lost = str(sum(map(int, counts))) if counts else \
+                    "none reported"
             rows.append([name, sent, seen if seen is not None else
                          "failed: " + text.strip()[-120:], lost,
                          "%.2f" % (ru.ru_utime + ru.ru_stime)])
@@ -317,10 +318,15 @@ def attach_time(argv, ready, cold):
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
             deadline = t0 + 60
+            seen = []
             while time.monotonic() < deadline:
                 line = proc.stdout.readline()
                 if not line:
-                    return None, "exited: " + proc.stdout.read()[-200:]
+                    proc.wait()
+                    last = [l.strip() for l in seen if l.strip()][-1:]
+                    return None, "exits with %s" % (last[0][:150] if last
+                                                    else proc.returncode)
+                seen.append(line)
                 if ready[1] in line:
                     dt = time.monotonic() - t0
                     proc.send_signal(signal.SIGINT)

@@ -1,0 +1,267 @@
+"""Argument positions of the hooks: from BTF prototypes (matched by type)
+or, without BTF, from the kernel version (rsttrace.hooks)."""
+
+import pytest
+
+from btfgen import Builder
+from rsttrace import hooks, kernel
+from rsttrace.errors import RsttraceError
+from rsttrace.hooks import (FUNCTION_HOOKS, TRACEPOINT_HOOKS, Placement,
+                            place, positions_from_types)
+
+BY_KEY = {h.key: h for h in hooks.ALL_HOOKS}
+
+
+# -- positions_from_types -------------------------------------------------------
+
+def test_positions_6_10():
+    assert positions_from_types(
+        ["struct sock *", "struct sk_buff *", "enum sk_rst_reason"]) == {
+        "sk": 0, "skb": 1, "reason": 2}
+
+
+def test_positions_pre_6_10():
+    assert positions_from_types(["struct sock *", "struct sk_buff *"]) == {
+        "sk": 0, "skb": 1, "reason": -1}
+
+
+def test_positions_const():
+    assert positions_from_types(
+        ["const struct sock *", "const struct sk_buff *"]) == {
+        "sk": 0, "skb": 1, "reason": -1}
+
+
+def test_positions_active_reset():
+    # void tcp_send_active_reset(struct sock *, gfp_t, enum sk_rst_reason)
+    assert positions_from_types(
+        ["struct sock *", "unsigned int", "enum sk_rst_reason"]) == {
+        "sk": 0, "skb": -1, "reason": 2}
+
+
+def test_positions_reordered_and_first_wins():
+    # nf_send_reset(struct net *, struct sock *, struct sk_buff *, int)
+    assert positions_from_types(
+        ["struct net *", "struct sock *", "struct sk_buff *", "int"]) == {
+        "sk": 1, "skb": 2, "reason": -1}
+    assert positions_from_types(
+        ["struct sk_buff *", "struct sock *", "struct sk_buff *"]) == {
+        "sk": 1, "skb": 0, "reason": -1}
+
+
+def test_positions_unrelated_types():
+    assert positions_from_types(["struct sock", "struct sock **", "int",
+                                 "struct request_sock *"]) == {
+        "sk": -1, "skb": -1, "reason": -1}
+    assert positions_from_types([]) == {"sk": -1, "skb": -1, "reason": -1}
+
+
+# -- Placement.cflags -------------------------------------------------------------
+
+def test_placement_cflags():
+    p = Placement(BY_KEY["TCP_V4_SEND_RESET"], symbol="tcp_v4_send_reset",
+                  positions={"sk": 0, "skb": 1, "reason": 2}, source="btf")
+    assert p.cflags() == ["-DHOOK_TCP_V4_SEND_RESET=1",
+                          "-DTCP_V4_SEND_RESET_SK=0",
+                          "-DTCP_V4_SEND_RESET_SKB=1",
+                          "-DTCP_V4_SEND_RESET_REASON=2"]
+
+
+def test_placement_cflags_missing_roles_are_minus_one():
+    p = Placement(BY_KEY["TP_TCP_RECEIVE_RESET"], symbol="tcp_receive_reset",
+                  positions={"sk": 0})
+    assert p.cflags() == ["-DHOOK_TP_TCP_RECEIVE_RESET=1",
+                          "-DTP_TCP_RECEIVE_RESET_SK=0",
+                          "-DTP_TCP_RECEIVE_RESET_SKB=-1",
+                          "-DTP_TCP_RECEIVE_RESET_REASON=-1"]
+
+
+def test_skipped_placement_has_no_flags():
+    p = Placement(BY_KEY["TCP_RESET"], skipped="not here")
+    assert p.cflags() == []
+
+
+# -- version fallbacks ---------------------------------------------------------------
+
+def fallback(key, ver):
+    return BY_KEY[key].fallback(ver)
+
+
+@pytest.mark.parametrize("key", ["TCP_V4_SEND_RESET", "TCP_V6_SEND_RESET",
+                                 "TP_TCP_SEND_RESET"])
+def test_send_reset_reason_from_6_10(key):
+    assert fallback(key, (6, 9)) == {"sk": 0, "skb": 1, "reason": -1}
+    assert fallback(key, (6, 10)) == {"sk": 0, "skb": 1, "reason": 2}
+    assert fallback(key, (7, 0)) == {"sk": 0, "skb": 1, "reason": 2}
+    assert fallback(key, (5, 15)) == {"sk": 0, "skb": 1, "reason": -1}
+
+
+def test_active_reset_reason_from_6_10():
+    assert fallback("TCP_SEND_ACTIVE_RESET", (6, 9)) == {"sk": 0,
+                                                         "reason": -1}
+    assert fallback("TCP_SEND_ACTIVE_RESET", (6, 10)) == {"sk": 0,
+                                                          "reason": 2}
+
+
+def test_tcp_reset_skb_from_5_11():
+    assert fallback("TCP_RESET", (5, 10)) == {"sk": 0, "skb": -1}
+    assert fallback("TCP_RESET", (5, 11)) == {"sk": 0, "skb": 1}
+    assert fallback("TCP_RESET", (4, 19)) == {"sk": 0, "skb": -1}
+    assert fallback("TCP_RESET", (6, 18)) == {"sk": 0, "skb": 1}
+
+
+def test_other_fallbacks():
+    assert fallback("TCP_SEND_CHALLENGE_ACK", (6, 18)) == {"sk": 0}
+    assert fallback("TP_TCP_RECEIVE_RESET", (4, 19)) == {"sk": 0}
+    assert hooks.PACKET_HOOK.fallback((5, 4)) == {"skb": 0}
+    assert BY_KEY["NF_SEND_RESET"].fallback is None
+    assert BY_KEY["NF_SEND_RESET6"].fallback is None
+
+
+def test_hook_tables():
+    assert hooks.hooks_for("tracepoint") is TRACEPOINT_HOOKS
+    assert hooks.hooks_for("kprobe") is FUNCTION_HOOKS
+    assert hooks.hooks_for("fentry") is FUNCTION_HOOKS
+    assert all(h.tracepoint for h in TRACEPOINT_HOOKS)
+    assert not any(h.tracepoint for h in FUNCTION_HOOKS)
+    ids = [h.hook_id for h in hooks.ALL_HOOKS]
+    assert len(ids) == len(set(ids))
+    assert len({h.key for h in hooks.ALL_HOOKS}) == len(ids)
+    for h in hooks.ALL_HOOKS:
+        if h.fallback is not None:
+            pos = h.fallback((6, 10))
+            assert all(pos.get(r, -1) >= 0 for r in h.roles), h
+
+
+# -- place() with a synthetic BTF and stubbed kernel facts ------------------------
+
+def synthetic_btf(reason=True):
+    b = Builder()
+    sock = b.struct("sock", 8, [])
+    skb = b.struct("sk_buff", 8, [])
+    net = b.struct("net", 8, [])
+    u32 = b.u32()
+    csock_p = b.ptr(b.const(sock))
+    sock_p = b.ptr(sock)
+    skb_p = b.ptr(skb)
+    cskb_p = b.ptr(b.const(skb))
+    net_p = b.ptr(net)
+    gfp = b.typedef("gfp_t", u32)
+    reason_t = b.enum("sk_rst_reason", [("SK_RST_REASON_NOT_SPECIFIED", 0)])
+    extra = [("reason", reason_t)] if reason else []
+    b.func("tcp_v4_send_reset", b.func_proto(
+        0, [("sk", csock_p), ("skb", skb_p)] + extra))
+    b.func("tcp_send_active_reset", b.func_proto(
+        0, [("sk", sock_p), ("priority", gfp)] + extra))
+    b.func("tcp_reset", b.func_proto(0, [("sk", sock_p), ("skb", skb_p)]))
+    b.func("nf_send_reset", b.func_proto(
+        0, [("net", net_p), ("sk", sock_p), ("oldskb", skb_p),
+            ("hook", b.int("int", 4, signed=True))]))
+    # a prototype rsttrace cannot use: no socket where one is needed
+    b.func("tcp_v6_send_reset", b.func_proto(0, [("skb", skb_p)]))
+    tp = b.func_proto(0, [("__data", b.ptr(0)), ("", csock_p),
+                          ("", cskb_p)] + ([("", reason_t)] if reason else []))
+    b.typedef("btf_trace_tcp_send_reset", b.ptr(tp))
+    return b.btf()
+
+
+@pytest.fixture()
+def kern(monkeypatch):
+    """Every tracepoint exists; kallsyms has each function as itself."""
+    syms = {}
+    monkeypatch.setattr(kernel, "tracepoint_exists", lambda c, n: True)
+    monkeypatch.setattr(kernel, "function_symbol",
+                        lambda name: syms.get(name, name))
+    return syms
+
+
+def test_place_function_from_btf(kern):
+    p = place(BY_KEY["TCP_V4_SEND_RESET"], "kprobe", synthetic_btf(),
+              version=(6, 1))
+    assert p.source == "btf" and p.skipped is None
+    assert p.positions == {"sk": 0, "skb": 1, "reason": 2}
+    p = place(BY_KEY["TCP_SEND_ACTIVE_RESET"], "fentry", synthetic_btf())
+    assert p.positions == {"sk": 0, "skb": -1, "reason": 2}
+
+
+def test_place_btf_beats_version(kern):
+    # a 6.12 kernel whose BTF has no reason argument: BTF is believed
+    p = place(BY_KEY["TCP_V4_SEND_RESET"], "kprobe",
+              synthetic_btf(reason=False), version=(6, 12))
+    assert p.positions == {"sk": 0, "skb": 1, "reason": -1}
+
+
+def test_place_reordered_prototype(kern):
+    p = place(BY_KEY["NF_SEND_RESET"], "kprobe", synthetic_btf())
+    assert p.positions == {"sk": 1, "skb": 2, "reason": -1}
+
+
+def test_place_unknown_prototype(kern):
+    with pytest.raises(RsttraceError) as e:
+        place(BY_KEY["TCP_V6_SEND_RESET"], "kprobe", synthetic_btf())
+    assert "tcp_v6_send_reset" in str(e.value)
+    assert "struct sk_buff *" in str(e.value)
+
+
+def test_place_tracepoint_from_btf(kern):
+    p = place(BY_KEY["TP_TCP_SEND_RESET"], "tracepoint", synthetic_btf(),
+              version=(5, 4))
+    assert p.source == "btf" and p.symbol == "tcp_send_reset"
+    assert p.positions == {"sk": 0, "skb": 1, "reason": 2}
+
+
+def test_place_without_btf_uses_version(kern):
+    p = place(BY_KEY["TP_TCP_SEND_RESET"], "tracepoint", None, version=(6, 1))
+    assert p.source == "version"
+    assert p.positions == {"sk": 0, "skb": 1, "reason": -1}
+    p = place(BY_KEY["TCP_RESET"], "kprobe", None, version=(5, 4))
+    assert p.positions == {"sk": 0, "skb": -1, "reason": -1}
+    # BTF present but without this tracepoint's typedef
+    p = place(BY_KEY["TP_TCP_RECEIVE_RESET"], "tracepoint", synthetic_btf(),
+              version=(6, 18))
+    assert p.source == "version"
+    assert p.positions == {"sk": 0, "skb": -1, "reason": -1}
+
+
+def test_place_missing_tracepoint(monkeypatch):
+    monkeypatch.setattr(kernel, "tracepoint_exists", lambda c, n: False)
+    p = place(BY_KEY["TP_TCP_SEND_RESET"], "tracepoint", None,
+              version=(6, 1))
+    assert p.skipped and "tcp:tcp_send_reset" in p.skipped
+    assert p.cflags() == []
+
+
+def test_place_missing_function(kern, monkeypatch):
+    monkeypatch.setattr(kernel, "function_symbol", lambda name: None)
+    p = place(BY_KEY["TCP_RESET"], "kprobe", None, version=(6, 1))
+    assert p.skipped and "kallsyms" in p.skipped
+
+
+def test_place_constprop_clone_keeps_only_sk(kern):
+    kern["tcp_v4_send_reset"] = "tcp_v4_send_reset.constprop.0"
+    p = place(BY_KEY["TCP_V4_SEND_RESET"], "kprobe", synthetic_btf())
+    assert p.symbol == "tcp_v4_send_reset.constprop.0"
+    assert p.positions == {"sk": 0, "skb": -1, "reason": -1}
+
+
+def test_place_isra_clone_trusts_nothing(kern):
+    kern["tcp_reset"] = "tcp_reset.isra.0"
+    p = place(BY_KEY["TCP_RESET"], "kprobe", synthetic_btf())
+    assert p.positions == {"sk": -1, "skb": -1, "reason": -1}
+
+
+def test_place_fentry_needs_the_function_itself(kern):
+    kern["tcp_reset"] = "tcp_reset.constprop.0"
+    p = place(BY_KEY["TCP_RESET"], "fentry", synthetic_btf())
+    assert p.skipped and "clone" in p.skipped
+
+
+def test_place_fentry_needs_btf(kern):
+    p = place(BY_KEY["TCP_SEND_CHALLENGE_ACK"], "fentry", synthetic_btf())
+    assert p.skipped and "BTF" in p.skipped
+
+
+def test_place_btf_only_hook_without_btf(kern):
+    p = place(BY_KEY["NF_SEND_RESET6"], "kprobe", synthetic_btf())
+    assert p.skipped and "BTF" in p.skipped
+    p = place(BY_KEY["NF_SEND_RESET"], "kprobe", None, version=(6, 1))
+    assert p.skipped
