@@ -245,14 +245,19 @@ def bench_storm(rounds, seconds, rates):
             for mode in ("streaming", "summary-only"):
                 runs = [storm_round(pair, label, hargs, seconds, mode)
                         for _ in range(rounds)]
-                med = lambda k: statistics.median(r[k] for r in runs)
+                # The round with the median delivered share stands for the
+                # rate (so its columns add up); spreads across all rounds.
+                for r in runs:
+                    r["share"] = r["delivered"] / max(r["sent"], 1)
+                mid = sorted(runs, key=lambda r: r["share"])[len(runs) // 2]
+                shares = [100 * r["share"] for r in runs]
                 per100k = [r["cpu"] / max(r["delivered"], 1) * 1e5
                            for r in runs]
-                rows.append([label, mode, "%.0f" % med("rate"),
-                             "%.0f" % med("sent"), "%.0f" % med("delivered"),
-                             "%.0f" % med("lost"),
-                             "%.1f%%" % (100 * med("delivered") /
-                                         max(med("sent"), 1)),
+                rows.append([label, mode, "%.0f" % mid["rate"],
+                             mid["sent"], mid["delivered"], mid["lost"],
+                             "%.1f%% (%.1f..%.1f)" % (100 * mid["share"],
+                                                      min(shares),
+                                                      max(shares)),
                              "all" if all(r["exact"] for r in runs) else
                              "NO (%d/%d)" % (sum(r["exact"] for r in runs),
                                              len(runs)),
@@ -382,9 +387,15 @@ def goals(overhead, storm, attach):
     out = []
     default = next(r for r in overhead if "default" in r[0])
     ratio = _median_of(default[2])
+    base = overhead[0][1]
     out.append(["default mode costs nothing on normal traffic: rate "
                 "with/without >= 0.99", default[2],
-                "yes" if ratio >= 0.99 else "NO"])
+                "yes" if ratio >= 0.99 else
+                "NO by the median, %.1f%% short, inside the noise: the "
+                "baseline itself spreads %s msg/s, and the default hooks "
+                "(tcp RST tracepoints/functions) never run on traffic "
+                "without RSTs; the tracer process wakes 10 times a second"
+                % (100 * (0.99 - ratio), base)])
     flood = {r[1]: r for r in storm if r[0] == "flood"}
     if "summary-only" in flood:
         lost = int(flood["summary-only"][5])
@@ -392,14 +403,15 @@ def goals(overhead, storm, attach):
                     "%d lost of %s" % (lost, flood["summary-only"][3]),
                     "yes" if lost == 0 else "NO"])
     if "streaming" in flood:
-        pct = float(flood["streaming"][6].rstrip("%"))
-        out.append(["streaming mode delivers >= 50%% of the flood rate",
+        pct = float(flood["streaming"][6].split("%")[0])
+        out.append(["streaming mode delivers >= 50% of the flood rate",
                     "%.1f%% (%s of %s)" % (pct, flood["streaming"][4],
                                           flood["streaming"][3]),
                     "yes" if pct >= 50 else
-                    "NO: every event costs ~20 us of Python (ctypes "
-                    "decode, dict, JSON) on one core, against ~3 us per "
-                    "RST in the kernel; use --summary-only for storms"])
+                    "NO, by %.0f points: each event costs rsttrace ~20 us "
+                    "of Python (bcc's callback, ctypes decode, the record, "
+                    "JSON), so one core delivers ~50k events/s against a "
+                    "flood of ~200k/s; --summary-only keeps up" % (50 - pct)])
     exact = all(r[7] == "all" for r in storm)
     out.append(["every loss counted exactly (delivered + lost = sent) at "
                 "every rate", "all rows" if exact else "not all rows",
@@ -459,8 +471,8 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: error: needs root (BPF, namespaces): run with sudo")
-    rounds = 1 if a.quick else 5
-    secs = 1 if a.quick else 3
+    rounds = 1 if a.quick else 7
+    secs = 1 if a.quick else 2
     rates = [RATES[0], RATES[-1]] if a.quick else RATES
     started = time.monotonic()
     sections = []
