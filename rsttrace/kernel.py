@@ -223,8 +223,10 @@ def headers_match(path=None):
     path = path or headers_dir()
     if not path:
         return None
-    for rel in ("include/config/kernel.release",
-                "include/generated/utsrelease.h"):
+    # UTS_RELEASE is what uname -r says; Debian's include/config/
+    # kernel.release holds the upstream version (6.1.192) instead.
+    for rel in ("include/generated/utsrelease.h",
+                "include/config/kernel.release"):
         try:
             with open(os.path.join(path, rel)) as f:
                 return release() in f.read()
