@@ -10,7 +10,7 @@ from the socket and the packet at that moment.
     cause, explanation = attribute(record)
 """
 
-from .event import base_name
+from .event import SOFTIRQ_FRAMES, base_name
 
 # id -> (what happened, what to do about it). docs/causes.md is made from
 # this table; keep the sentences short.
@@ -131,8 +131,22 @@ def attribute(rec):
     return cause, explain(cause, detail)
 
 
+def own_frames(stack):
+    """The frames of the RST's own path: the stack up to where softirq
+    processing began. What lies beyond belongs to whatever the CPU was
+    doing when softirqs ran (another socket's close, a send), not to this
+    RST."""
+    out = []
+    for f in stack or ():
+        name = base_name(f)
+        if name in SOFTIRQ_FRAMES:
+            break
+        out.append(name)
+    return out
+
+
 def _decide(rec):
-    frames = [base_name(f) for f in rec.get("stack") or ()]
+    frames = own_frames(rec.get("stack"))
     fset = set(frames)
     kind = rec["kind"]
     state = rec.get("state")
@@ -160,12 +174,21 @@ def _decide(rec):
         return "reset-received", RECEIVED_TEXT.get(state)
 
     # -- sent ---------------------------------------------------------------
-    if fset & NETFILTER_FRAMES or (rec.get("hook") or "").startswith("nf_"):
+    hook = rec.get("hook") or ""
+    if fset & NETFILTER_FRAMES or hook.startswith("nf_"):
         return "firewall-reject", None
+    if hook == "net:net_dev_queue":
+        # The packet hook reports only RSTs the TCP stack did not send.
+        if "nf_hook_slow" in fset:
+            return "firewall-reject", (
+                "a netfilter hook sent this RST (a REJECT rule; its module "
+                "frames are not named in the stack)")
+        return "unknown", (
+            "an RST made outside the TCP stack (not netfilter): a raw "
+            "socket, a packet generator or another kernel module")
 
     # tcp_send_active_reset(): no packet caused it (the tracepoint then has
     # skb NULL, so no seg_flags).
-    hook = rec.get("hook") or ""
     if "tcp_send_active_reset" in fset or hook == "tcp_send_active_reset" or (
             hook == "tcp:tcp_send_reset" and rec.get("seg_flags") is None):
         return _active(rec, fset, state, reason)

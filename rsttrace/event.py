@@ -90,11 +90,13 @@ class Decoder:
     """Builds records for one tracer run: knows the kernel's reason names,
     its HZ and how to symbolise stacks (each stack id once)."""
 
-    def __init__(self, reasons, hz, stack_lookup=None, ksym=None):
+    def __init__(self, reasons, hz, stack_lookup=None, ksym=None,
+                 refresh=None):
         self.reasons = reasons
         self.hz = hz
         self.stack_lookup = stack_lookup
         self.ksym = ksym
+        self.refresh = refresh      # () -> True when kernel symbols changed
         self.offset_ns = monotonic_to_wall_offset()
         self._stacks = {}
         self._syms = {}
@@ -107,6 +109,8 @@ class Decoder:
         cached = self._stacks.get(stack_id)
         if cached is not None:
             return cached
+        if self.refresh is not None and self.refresh():
+            self._syms.clear()
         out = []
         for addr in self.stack_lookup(stack_id):
             name = self._syms.get(addr)

@@ -37,7 +37,7 @@ class Session:
         tp_format = kernel.tracepoint_format("tcp", "tcp_send_reset")
         self.decoder = Decoder(ReasonNames.for_kernel(kbtf, tp_format),
                                kernel.hz(), self.tracer.stack,
-                               self.tracer.ksym)
+                               self.tracer.ksym, self.tracer.refresh_symbols)
         return self
 
     def _raw(self, ev):

@@ -134,6 +134,7 @@ class Tracer:
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
+            self.refresh_symbols()          # note the modules loaded now
         except Exception:
             self.close()
             raise
@@ -223,6 +224,26 @@ class Tracer:
 
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")
+
+    def refresh_symbols(self):
+        """Reload kernel symbols if modules were loaded or unloaded since
+        the last look (bcc reads kallsyms once: a module loaded later, such
+        as nf_reject_ipv4 when a REJECT rule appears, would be named after
+        whatever symbol precedes it). True when the symbols changed."""
+        try:
+            with open("/proc/modules", "rb") as f:
+                modules = hash(b"".join(line.split(b" ", 1)[0]
+                                        for line in f))
+        except OSError:
+            return False
+        if modules == getattr(self, "_modules", modules):
+            self._modules = modules
+            return False
+        self._modules = modules
+        import bcc
+        from bcc.libbcc import lib
+        lib.bcc_symcache_refresh(bcc.BPF._sym_cache(-1).cache)
+        return True
 
     def close(self):
         if self.bpf is not None:

@@ -139,3 +139,34 @@ def test_docs_causes_is_current():
     with open(path) as f:
         assert f.read() == causes_markdown(CATALOGUE), \
             "regenerate: rsttrace causes --markdown > docs/causes.md"
+
+
+def test_frames_beyond_the_softirq_boundary_do_not_count():
+    """A reply RST sent in a softirq that ran inside another socket's
+    close(): the outer tcp_send_active_reset is not this RST's path (seen
+    on 6.1: the peer's challenge ACK to a linger-0 RST, answered while the
+    closing process still ran)."""
+    stack = ["tcp_v4_send_reset", "tcp_v4_rcv", "ip_protocol_deliver_rcu",
+             "ip_local_deliver_finish", "__netif_receive_skb_one_core",
+             "process_backlog", "__napi_poll", "net_rx_action",
+             "handle_softirqs", "do_softirq.part.0", "__local_bh_enable_ip",
+             "__dev_queue_xmit", "ip_output", "__tcp_transmit_skb",
+             "tcp_send_active_reset", "tcp_disconnect", "__tcp_close",
+             "tcp_close"]
+    r = rec(hook="tcp_v4_send_reset", seg_flags="ACK", seg_len=0,
+            stack=stack)
+    assert attribute(r)[0] == "no-connection"
+
+
+@pytest.mark.parametrize("stack,cause", [
+    (["__dev_queue_xmit", "ip_output", "nf_send_reset",
+      "nft_reject_inet_eval", "nf_hook_slow"], "firewall-reject"),
+    # module frames misnamed (symbols read before the module loaded)
+    (["__dev_queue_xmit", "ip_output", "veth_set_channels.cold",
+      "nf_hook_slow", "ip_local_deliver"], "firewall-reject"),
+    (["__dev_queue_xmit", "ip_output", "raw_sendmsg"], "unknown"),
+])
+def test_packet_hook(stack, cause):
+    r = rec(hook="net:net_dev_queue", seg_flags="RST|ACK", seg_len=0,
+            stack=stack)
+    assert attribute(r)[0] == cause
