@@ -44,7 +44,8 @@ def key_record(key, decoder):
         "backlog": (1 if facts & AGG_BACKLOG_FULL else 0) if listener
         else None,
         "backlog_max": 0 if listener else None,
-        "stack": decoder.frames(key.stack_id),
+        "stack": decoder.frames(key.stack_id,
+                                HOOK_NAMES.get(key.hook)),
     }
 
 

@@ -103,7 +103,11 @@ class Decoder:
         self._contexts = {}
         self._addrs = {}
 
-    def frames(self, stack_id):
+    def frames(self, stack_id, hook=None):
+        """Symbolised frames of a stack id, innermost first. With `hook`
+        (a function name), frames before it are dropped when it is among
+        the first three: an fentry stack starts in the BPF trampoline,
+        which bcc names after whatever symbol precedes it."""
         if stack_id < 0 or self.stack_lookup is None:
             return []
         cached = self._stacks.get(stack_id)
@@ -118,6 +122,11 @@ class Decoder:
                 name = self._syms[addr] = self.ksym(addr)
             if not name.startswith(TRACING_FRAME_PREFIXES):
                 out.append(name)
+        if hook and ":" not in hook:
+            for i, name in enumerate(out[:3]):
+                if base_name(name) == hook:
+                    out = out[i:]
+                    break
         self._stacks[stack_id] = out
         return out
 
@@ -140,7 +149,8 @@ class Decoder:
     def record(self, ev):
         flags = ev.flags
         family = ev.family or None
-        frames = self.frames(ev.stack_id)
+        hook = HOOK_NAMES.get(ev.hook, "hook_%d" % ev.hook)
+        frames = self.frames(ev.stack_id, hook)
         tcp_sock = bool(flags & EV_TCP_SOCK)
         listener = bool(flags & EV_LISTENER)
         linger = None
@@ -154,7 +164,7 @@ class Decoder:
             "time": iso_time(ev.ts_ns, self.offset_ns),
             "ts_ns": ev.ts_ns,
             "kind": KIND_NAMES.get(ev.kind, "unknown"),
-            "hook": HOOK_NAMES.get(ev.hook, "hook_%d" % ev.hook),
+            "hook": hook,
             "family": family,
             "saddr": self.address(ev.saddr, family) if family else None,
             "sport": ev.sport if family else None,

@@ -26,7 +26,14 @@ _counter = itertools.count()
 _live = set()
 
 
+_owner = os.getpid()
+
+
 def _cleanup_all():
+    # Only in the process that made the namespaces: pyroute2 forks helper
+    # processes, which inherit this atexit hook.
+    if os.getpid() != _owner:
+        return
     for pair in list(_live):
         pair.close()
 
@@ -43,6 +50,8 @@ def _terminate_cleanly():
 
 
 def _raise_exit(signum, frame):
+    if os.getpid() != _owner:           # a forked helper: die as by default
+        os._exit(128 + signum)
     raise SystemExit(128 + signum)
 
 

@@ -372,3 +372,18 @@ def test_base_name():
         "tcp_send_challenge_ack"
     assert base_name("tcp_v4_send_reset.isra.0") == "tcp_v4_send_reset"
     assert base_name("tcp_reset") == "tcp_reset"
+
+
+def test_fentry_trampoline_frame_is_dropped():
+    """Seen on 6.1 in fentry mode: the trampoline's address was named
+    after a freed module init symbol, before the hooked function."""
+    from rsttrace.event import Decoder
+    from rsttrace.reasons import ReasonNames
+    names = {1: "mptcp_diag_init", 2: "tcp_reset", 3: "tcp_rcv_state_process"}
+    dec = Decoder(ReasonNames({}), 250, stack_lookup=lambda sid: [1, 2, 3],
+                  ksym=names.get)
+    assert dec.frames(7, "tcp_reset") == ["tcp_reset",
+                                         "tcp_rcv_state_process"]
+    dec = Decoder(ReasonNames({}), 250, stack_lookup=lambda sid: [1, 2, 3],
+                  ksym=names.get)
+    assert dec.frames(7, "tcp:tcp_receive_reset")[0] == "mptcp_diag_init"
