@@ -109,6 +109,7 @@ class NamespacePair:
             self.created = True
             tag = "rt%x" % ((os.getpid() << 8 | self._n) & 0xffffffff)
             veth_a, veth_b = tag + "a", tag + "b"
+            self.veth = {"a": veth_a, "b": veth_b}
             # Made inside a with its peer end created straight in b: the
             # host namespace never holds either end.
             with NetNS(self.names["a"]) as ns:

@@ -286,6 +286,30 @@ def _tw_assassination(pair):
     return None
 
 
+@scenario("nat-expired", "the NAT mapping of an idle connection expired: "
+          "the server's next segment finds no translation back and meets "
+          "no socket", ["002"],
+          [("a", "sent", "no-connection"),
+           ("b", "received", "reset-received")])
+def _nat_expired(pair):
+    """a's connection to b leaves through SNAT (to an alias address of a);
+    conntrack forgets it after 1 s idle; b's next segment to the alias is
+    no longer translated back and reaches no socket."""
+    alias = "198.18.%d.3" % pair.subnet
+    pair.run("a", "ip", "addr", "add", alias + "/24", "dev", pair.veth["a"])
+    pair.nft("a", "add table ip rsttrace_nat; add chain ip rsttrace_nat post "
+             "{ type nat hook postrouting priority 100; }; add rule ip "
+             "rsttrace_nat post ip daddr %s snat to %s"
+             % (pair.ipv4["b"], alias))
+    cli, srv = provoke._connected(pair, 4)
+    pair.sysctl("a", "net.netfilter.nf_conntrack_tcp_timeout_established", 1)
+    cli.send(b"x")
+    srv.recv(1)
+    time.sleep(2.5)                     # the conntrack entry expires
+    srv.send(b"late reply")
+    return provoke._recv_error(srv)
+
+
 @scenario("keepalive-timeout", "keepalive probes to a peer that went "
           "silent", ["004"],
           [("a", "sent", "keepalive-timeout")])
