@@ -21,6 +21,8 @@ import time
 
 from pyroute2 import NetNS, netns
 
+from . import counters as kcounters
+
 IFA_F_NODAD = 0x02
 _counter = itertools.count()
 _live = set()
@@ -175,6 +177,11 @@ class NamespacePair:
         with self.entered(side):
             with open(path) as f:
                 return f.read().strip()
+
+    def counters(self, side):
+        """The kernel's TCP counters in namespace `side` (counters.read)."""
+        with self.entered(side):
+            return kcounters.read()
 
     def run(self, side, *cmd):
         """Run a command inside namespace `side` (ip netns exec)."""

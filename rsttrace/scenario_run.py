@@ -8,6 +8,7 @@ leak events into the next scenario.
 
 import sys
 
+from . import counters as kcounters
 from . import provoke
 from .filters import Filters
 from .hooks import KIND_CHALLENGE_ACK
@@ -19,7 +20,7 @@ from .tracer import Tracer, require_root
 
 class Result:
     def __init__(self, scenario, events, sides, app, error, verdict, ok,
-                 notes):
+                 notes, counters=None):
         self.scenario = scenario
         self.events = events        # records, each with "side" added
         self.sides = sides          # {"a": inode, "b": inode}
@@ -28,6 +29,7 @@ class Result:
         self.verdict = verdict
         self.ok = ok
         self.notes = notes
+        self.counters = counters or {}  # {side: {"TcpExt:X": increase}}
 
     def observed(self):
         return sorted({(e["side"], e["kind"], e["cause"])
@@ -39,7 +41,8 @@ class Result:
                 "expected": [e.key() for e in self.scenario.expects],
                 "observed": self.observed(), "verdict": self.verdict,
                 "ok": self.ok, "application": self.app, "error": self.error,
-                "namespaces": self.sides, "events": self.events}
+                "namespaces": self.sides, "counters": self.counters,
+                "events": self.events}
 
 
 def capabilities(tracer):
@@ -61,7 +64,10 @@ UNOBSERVABLE = {
 }
 
 
-def judge(scenario, events, caps, error):
+def judge(scenario, events, caps, error, counters=None):
+    """(verdict, ok, notes) for what a scenario's run showed: its events
+    against the expected and tolerated causes, and the kernel counters'
+    increases ({side: {name: n}}) against the scenario's rules."""
     observed = {(e["side"], e["kind"], e["cause"]) for e in events}
     notes = []
     required = set()
@@ -84,6 +90,9 @@ def judge(scenario, events, caps, error):
     if unexpected:
         problems.append("unexpected " + "; ".join(" ".join(u)
                                                    for u in unexpected))
+    for side, rules in sorted(scenario.counters.items()):
+        for p in kcounters.check(rules, (counters or {}).get(side, {})):
+            problems.append("%s counter %s" % (side, p))
     if problems:
         return "FAIL: " + ", ".join(problems), False, notes
     if notes and not required:
@@ -126,12 +135,15 @@ def _run_one(sc, tracer, session, records, caps):
         for inode in sides.values():
             tracer.watch_netns(inode)
         start = len(records)
+        before = {side: pair.counters(side) for side in sides}
         try:
             app = sc.fn(pair)
         except Exception as e:  # a scenario that breaks is reported
             error = "%s: %s" % (type(e).__name__, e)
         provoke.settle(0.2)
         session.drain()
+        changed = {side: kcounters.delta(before[side], pair.counters(side))
+                   for side in sides}
         side_of = {v: k for k, v in sides.items()}
         events = []
         for r in records[start:]:
@@ -141,8 +153,17 @@ def _run_one(sc, tracer, session, records, caps):
         for inode in sides.values():
             tracer.watch_netns(inode, on=False)
         pair.close()
-    verdict, ok, notes = judge(sc, events, caps, error)
-    return Result(sc, events, sides, app, error, verdict, ok, notes)
+    verdict, ok, notes = judge(sc, events, caps, error, changed)
+    kept = {side: {k: v for k, v in c.items()
+                   if k in sc.counters.get(side, {})
+                   or any(word in k for word in _KEEP)}
+            for side, c in changed.items()}
+    return Result(sc, events, sides, app, error, verdict, ok, notes, kept)
+
+
+# Counters worth keeping with a result: resets, aborts, listen queue, drops.
+_KEEP = ("Rst", "Abort", "Listen", "Embryonic", "Challenge", "AttemptFails",
+         "EstabResets", "Drop", "Syncookies", "OutRsts")
 
 
 def table_rows(results):

@@ -8,6 +8,7 @@ netns.NamespacePair) and declares what it expects: for each side, the
 traces while they run and gives a verdict per scenario.
 """
 
+import select
 import socket
 import struct
 import time
@@ -39,7 +40,7 @@ class Expect:
 
 class Scenario:
     def __init__(self, name, title, sources, fn, expects, allow=(),
-                 needs=()):
+                 needs=(), counters=None):
         self.name = name
         self.title = title
         self.sources = sources
@@ -47,6 +48,9 @@ class Scenario:
         self.expects = [Expect(*e) for e in expects]
         self.allow = {tuple(a) for a in allow}    # tolerated, not required
         self.needs = set(needs)                   # "challenge_ack", "packets"
+        # the kernel's counters that must move, per side:
+        # {"b": {"TcpExt:ListenOverflows": ">=1"}} (see counters.check)
+        self.counters = counters or {}
 
     def expected_text(self):
         if not self.expects:
@@ -57,10 +61,11 @@ class Scenario:
 CATALOGUE = []
 
 
-def scenario(name, title, sources, expects, allow=(), needs=()):
+def scenario(name, title, sources, expects, allow=(), needs=(),
+             counters=None):
     def register(fn):
         CATALOGUE.append(Scenario(name, title, sources, fn, expects, allow,
-                                  needs))
+                                  needs, counters))
         return fn
     return register
 
@@ -91,6 +96,10 @@ def _block_input(pair, side):
              "add chain inet rsttrace_in in { type filter hook input "
              "priority 0; }; add rule inet rsttrace_in in tcp dport 1-65535 "
              "drop")
+
+
+def _unblock_input(pair, side):
+    pair.nft(side, "delete table inet rsttrace_in")
 
 
 def _linger0(sock):
@@ -151,6 +160,55 @@ def _linger_zero_unsent(pair):
     return provoke._recv_error(srv)
 
 
+@scenario("linger-zero-unacked", "SO_LINGER {1, 0} close with data sent "
+          "but not yet acknowledged", ["004"],
+          [("a", "sent", "linger-zero-close"),
+           ("b", "received", "reset-received")],
+          # tcp_close -> tcp_disconnect counts the abort
+          counters={"a": {"TcpExt:TCPAbortOnData": 1}})
+def _linger_zero_unacked(pair):
+    cli, srv = provoke._connected(pair, 4)
+    _block_input(pair, "a")             # b's ACKs never reach a
+    cli.send(b"y" * 1000)
+    provoke._wait_readable(srv)
+    srv.recv(1000)                      # b has it all; a waits for the ACK
+    _linger0(cli)
+    cli.close()
+    _unblock_input(pair, "a")
+    return provoke._recv_error(srv)
+
+
+@scenario("linger-timeout-queued", "SO_LINGER {1, 1} close with data still "
+          "queued when the linger time runs out: close() returns, no RST",
+          ["004"], [],
+          # tcp_close sends no RST when sk_stream_wait_close times out: the
+          # socket is orphaned in FIN_WAIT1 and keeps its queue; only an
+          # orphan limit or out-of-memory (tcp_check_oom) would reset it.
+          # b advertises a zero window and a probes it: probes are not RSTs.
+          counters={"a": {"TcpExt:TCPAbortOnData": 0,
+                          "TcpExt:TCPAbortOnClose": 0,
+                          "TcpExt:TCPAbortOnMemory": 0}})
+def _linger_timeout_queued(pair):
+    cli, srv = provoke._connected(pair, 4)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    cli.setblocking(False)
+    try:
+        while True:
+            cli.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    cli.setblocking(True)
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                   struct.pack("ii", 1, 1))
+    start = time.monotonic()
+    cli.close()
+    took = time.monotonic() - start
+    left = pair.run("a", "ss", "-tnH", "state", "fin-wait-1").strip()
+    return "close() returned after %.1f s; %s" % (
+        took, "the socket is left in FIN-WAIT-1" if left else
+        "no FIN-WAIT-1 socket left")
+
+
 @scenario("unread-data-close", "close() with unread data in the receive "
           "queue", ["000", "002", "004"],
           [("a", "sent", "unread-data-close"),
@@ -206,7 +264,11 @@ def _close_after_connect(pair):
 @scenario("accept-overflow-abort", "accept queue full with "
           "tcp_abort_on_overflow=1", ["002"],
           [("b", "sent", "accept-queue-overflow"),
-           ("a", "received", "reset-received")])
+           ("a", "received", "reset-received")],
+          # tcp_v4_syn_recv_sock counts the overflow; tcp_check_req's
+          # embryonic_reset path sends the RST and counts it
+          counters={"b": {"TcpExt:ListenOverflows": ">=1",
+                          "TcpExt:EmbryonicRsts": 1}})
 def _accept_overflow(pair):
     return _overflow(pair, abort=1)
 
@@ -216,9 +278,38 @@ def _accept_overflow(pair):
           [],
           # b retransmits its SYN-ACK; the established client answers that
           # SYN with a challenge ACK
-          allow=[("a", "challenge_ack", "challenge-ack")])
+          allow=[("a", "challenge_ack", "challenge-ack")],
+          counters={"b": {"TcpExt:ListenOverflows": ">=1",
+                          "TcpExt:EmbryonicRsts": 0}})
 def _accept_overflow_no_abort(pair):
     return _overflow(pair, abort=0)
+
+
+@scenario("accept-overflow-sequential", "the article's reproduction: "
+          "clients connect one after another to a listen(2) that never "
+          "accepts, tcp_abort_on_overflow=1: no RST since Linux 4.9",
+          ["002"], [],
+          # Since 4.9 (5ea8ea2cb7f1 "tcp/dccp: drop SYN packets if accept
+          # queue is full") tcp_conn_request drops a SYN that meets a full
+          # accept queue and counts ListenOverflows: no handshake completes
+          # into the full queue, so tcp_check_req never reaches its
+          # abort_on_overflow reset. 3.10 dropped such a SYN only while more
+          # than one young request was queued, so the article's clients
+          # completed handshakes into the full queue and were reset.
+          counters={"b": {"TcpExt:ListenOverflows": ">=1",
+                          "TcpExt:EmbryonicRsts": 0}})
+def _accept_overflow_sequential(pair):
+    pair.sysctl("b", "net.ipv4.tcp_abort_on_overflow", 1)
+    lst, port = _listener(pair, backlog=2)
+    states = []
+    for _ in range(5):
+        c = pair.socket("a")
+        c.setblocking(False)
+        c.connect_ex((pair.ipv4["b"], port))
+        _, writable, _ = select.select([], [c], [], 0.5)
+        states.append("connected" if writable and not c.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ERROR) else "SYN unanswered")
+    return "clients: " + ", ".join(states)
 
 
 def _overflow(pair, abort):

@@ -10,11 +10,16 @@ pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def results():
+def results(request):
     from bpfcheck import require_bpf
     require_bpf()
     from rsttrace.scenario_run import run_scenarios
-    res, tracer = run_scenarios(CATALOGUE, progress=lambda m: None)
+    # Only the scenarios this session selected (`-k linger` runs the
+    # linger ones), all under one tracer.
+    selected = {item.callspec.params["name"] for item in request.session.items
+                if hasattr(item, "callspec") and "name" in item.callspec.params}
+    chosen = [s for s in CATALOGUE if s.name in selected]
+    res, tracer = run_scenarios(chosen, progress=lambda m: None)
     return {r.scenario.name: (r, tracer) for r in res}
 
 
