@@ -248,10 +248,14 @@ def scenarios_list(as_json):
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per scenario, with its events.")
 @click.option("--mode", type=click.Choice(("auto",) + MODES), default="auto")
-def scenarios_run(names, as_json, mode):
+@click.option("-o", "--output", metavar="FILE",
+              help="Also write the results as JSON lines to FILE (input "
+                   "of `rsttrace matrix`), whole or not at all.")
+def scenarios_run(names, as_json, mode, output):
     """Trace while each scenario runs; a verdict per scenario."""
     try:
-        ok = _run_catalogue(names, as_json, mode, summary=False)
+        ok = _run_catalogue(names, as_json, mode, summary=False,
+                            output=output)
     except RsttraceError as e:
         fail(e)
     sys.exit(0 if ok else 1)
@@ -270,12 +274,25 @@ def demo(as_json, mode):
     sys.exit(0 if ok else 1)
 
 
-def _run_catalogue(names, as_json, mode, summary):
+def _run_catalogue(names, as_json, mode, summary, output=None):
     from .output import Summary
     from .scenario_run import TABLE_HEADERS, run_scenarios, table_rows
     from .scenarios import by_name
     chosen = by_name(list(names))
-    results, _ = run_scenarios(chosen, mode=mode)
+    out = Output(output) if output else None
+    if out:
+        out.open()                      # a bad path fails before the run
+    try:
+        results, _ = run_scenarios(chosen, mode=mode)
+    except BaseException:
+        if out:
+            out.discard()
+        raise
+    if out:
+        for r in results:
+            out.stream.write(json.dumps(r.as_dict(), separators=(",", ":"))
+                             + "\n")
+        out.commit()
     if as_json:
         for r in results:
             click.echo(json.dumps(r.as_dict(), separators=(",", ":")))
@@ -315,6 +332,28 @@ def causes(markdown):
     click.echo(tabulate([(c, w, f) for c, (w, f) in CAUSES.items()],
                         headers=["cause", "what happened", "what to do"],
                         maxcolwidths=[None, 50, 50]))
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True,
+                type=click.Path(dir_okay=False))
+@click.option("-o", "--output", metavar="FILE",
+              help="Write the Markdown to FILE (e.g. docs/kernel-matrix.md).")
+@click.option("--date", help="The date to print (default: today).")
+def matrix(results, output, date):
+    """One table, scenario x kernel, from `scenarios run -o` files (one per
+    kernel): the cause, emitting function and reason on each, with the
+    differences called out and explained. No root needed."""
+    import datetime
+    from .matrix import load, markdown
+    try:
+        text = markdown(load(results),
+                        date=date or datetime.date.today().isoformat())
+        out = Output(output)
+        out.open().write(text)
+        out.commit()
+    except RsttraceError as e:
+        fail(e)
 
 
 @main.command()

@@ -6,6 +6,7 @@ runs and removed before the namespaces go, so sockets left behind cannot
 leak events into the next scenario.
 """
 
+import os
 import sys
 
 from . import counters as kcounters
@@ -30,13 +31,16 @@ class Result:
         self.ok = ok
         self.notes = notes
         self.counters = counters or {}  # {side: {"TcpExt:X": increase}}
+        self.kernel = os.uname().release
+        self.mode = None                # set by run_scenarios
 
     def observed(self):
         return sorted({(e["side"], e["kind"], e["cause"])
                        for e in self.events})
 
     def as_dict(self):
-        return {"scenario": self.scenario.name,
+        return {"scenario": self.scenario.name, "kernel": self.kernel,
+                "mode": self.mode,
                 "title": self.scenario.title,
                 "expected": [e.key() for e in self.scenario.expects],
                 "observed": self.observed(), "verdict": self.verdict,
@@ -120,6 +124,7 @@ def run_scenarios(scenarios, mode="auto", progress=None):
         for sc in scenarios:
             progress("scenario %s ..." % sc.name)
             results.append(_run_one(sc, tracer, session, records, caps))
+            results[-1].mode = tracer.mode
     finally:
         session.finish()
     return results, tracer

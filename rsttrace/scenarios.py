@@ -40,7 +40,7 @@ class Expect:
 
 class Scenario:
     def __init__(self, name, title, sources, fn, expects, allow=(),
-                 needs=(), counters=None):
+                 needs=(), counters=None, kernel_note=None):
         self.name = name
         self.title = title
         self.sources = sources
@@ -51,6 +51,8 @@ class Scenario:
         # the kernel's counters that must move, per side:
         # {"b": {"TcpExt:ListenOverflows": ">=1"}} (see counters.check)
         self.counters = counters or {}
+        # what kernel history says about this situation (docs/kernel-matrix)
+        self.kernel_note = kernel_note
 
     def expected_text(self):
         if not self.expects:
@@ -62,10 +64,10 @@ CATALOGUE = []
 
 
 def scenario(name, title, sources, expects, allow=(), needs=(),
-             counters=None):
+             counters=None, kernel_note=None):
     def register(fn):
         CATALOGUE.append(Scenario(name, title, sources, fn, expects, allow,
-                                  needs, counters))
+                                  needs, counters, kernel_note))
         return fn
     return register
 
@@ -181,10 +183,11 @@ def _linger_zero_unacked(pair):
 @scenario("linger-timeout-queued", "SO_LINGER {1, 1} close with data still "
           "queued when the linger time runs out: close() returns, no RST",
           ["004"], [],
-          # tcp_close sends no RST when sk_stream_wait_close times out: the
-          # socket is orphaned in FIN_WAIT1 and keeps its queue; only an
-          # orphan limit or out-of-memory (tcp_check_oom) would reset it.
-          # b advertises a zero window and a probes it: probes are not RSTs.
+          kernel_note="when SO_LINGER's time runs out, __tcp_close "
+          "(sk_stream_wait_close) just returns: the socket is orphaned in "
+          "FIN_WAIT1 with its queue and keeps probing the peer's zero "
+          "window. No RST, unlike SO_LINGER {1, 0}; only an orphan or memory "
+          "limit (tcp_check_oom, tcp_out_of_resources) would reset it later.",
           counters={"a": {"TcpExt:TCPAbortOnData": 0,
                           "TcpExt:TCPAbortOnClose": 0,
                           "TcpExt:TCPAbortOnMemory": 0}})
@@ -287,17 +290,28 @@ def _accept_overflow_no_abort(pair):
 
 @scenario("accept-overflow-sequential", "the article's reproduction: "
           "clients connect one after another to a listen(2) that never "
-          "accepts, tcp_abort_on_overflow=1: no RST since Linux 4.9",
+          "accepts, tcp_abort_on_overflow=1: no RST since Linux 4.10",
           ["002"], [],
-          # Since 4.9 (5ea8ea2cb7f1 "tcp/dccp: drop SYN packets if accept
-          # queue is full") tcp_conn_request drops a SYN that meets a full
-          # accept queue and counts ListenOverflows: no handshake completes
-          # into the full queue, so tcp_check_req never reaches its
-          # abort_on_overflow reset. 3.10 dropped such a SYN only while more
-          # than one young request was queued, so the article's clients
-          # completed handshakes into the full queue and were reset.
           counters={"b": {"TcpExt:ListenOverflows": ">=1",
-                          "TcpExt:EmbryonicRsts": 0}})
+                          "TcpExt:EmbryonicRsts": 0}},
+          kernel_note="article 002 found that tcp_abort_on_overflow=1 "
+          "resets on 3.10 (CentOS 7) but not on 5.10 and concluded the "
+          "setting is dead. It is not: the reset itself is unchanged "
+          "(tcp_check_req -> tcp_v4_send_reset, counted as EmbryonicRsts; "
+          "accept-overflow-abort shows it on every kernel here). What "
+          "changed is when a SYN is dropped. 3.10's tcp_v4_conn_request "
+          "dropped a SYN at a full accept queue only while more than one "
+          "young request was pending (`sk_acceptq_is_full(sk) && "
+          "inet_csk_reqsk_queue_young(sk) > 1`), so clients connecting one "
+          "at a time completed handshakes into the full queue and their "
+          "final ACK was reset. Since Linux 4.10 (commit 5ea8ea2cb7f1, "
+          "\"tcp/dccp: drop SYN packets if accept queue is full\"; also "
+          "backported to stable series such as 3.16.81) tcp_conn_request "
+          "drops every SYN that meets a full queue (counted as "
+          "ListenOverflows and ListenDrops): no handshake completes, "
+          "the client retries its SYN, and no RST is ever sent. "
+          "An overflow RST now needs handshakes already under way when the "
+          "queue fills, as in accept-overflow-abort.")
 def _accept_overflow_sequential(pair):
     pair.sysctl("b", "net.ipv4.tcp_abort_on_overflow", 1)
     lst, port = _listener(pair, backlog=2)

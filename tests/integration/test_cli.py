@@ -201,3 +201,39 @@ def test_doctor_reports_this_kernel():
     if not kprobes:
         assert doc["mode"] in ("fentry", "tracepoint")
         assert hooks["tcp:tcp_send_reset"]["status"].startswith("used")
+
+
+def test_scenarios_results_feed_the_matrix(tmp_path):
+    """`scenarios run -o` keeps each scenario's result with this kernel's
+    release and mode; `matrix` turns the files into the Markdown table."""
+    results = tmp_path / "scenarios.jsonl"
+    run = subprocess.run([RSTTRACE, "scenarios", "run", "-o", str(results),
+                          "no-listener", "accept-overflow-abort"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["scenario"] for r in lines] == ["no-listener",
+                                              "accept-overflow-abort"]
+    assert {r["kernel"] for r in lines} == {os.uname().release}
+    assert all(r["mode"] in ("kprobe", "fentry", "tracepoint") for r in lines)
+    overflow = lines[1]
+    assert overflow["counters"]["b"]["TcpExt:EmbryonicRsts"] == 1
+    md = tmp_path / "matrix.md"
+    run = subprocess.run([RSTTRACE, "matrix", "-o", str(md), str(results)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    text = md.read_text()
+    assert os.uname().release in text
+    assert "**accept-queue-overflow** `tcp_check_req > tcp_v4_send_reset`" \
+        in text
+    assert "b: EmbryonicRsts +1" in text
+
+
+def test_scenarios_output_unwritable_fails_first(tmp_path):
+    run = subprocess.run([RSTTRACE, "scenarios", "run", "-o",
+                          str(tmp_path / "no" / "such" / "f.jsonl"),
+                          "no-listener"], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode != 0
+    assert run.stderr.startswith("rsttrace: error: cannot write")
+    assert "tracing in" not in run.stderr

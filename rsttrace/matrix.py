@@ -1,0 +1,229 @@
+"""The scenario catalogue across kernels: one table, scenario x kernel.
+
+Input: the results of `rsttrace scenarios run -o FILE` on each kernel (one
+JSON object per scenario, with its kernel release, attach mode, events and
+counter changes). Each cell says what that kernel did: the cause of each RST
+it sent (or received, when nothing was sent), the function that emitted it
+and its caller, and the kernel's reason. Where kernels differ the
+difference is called out and, when it follows from a known kernel change or
+from the attach mode, explained; anything else is marked unexplained.
+"""
+
+import json
+import re
+
+from tabulate import tabulate
+
+from .errors import RsttraceError
+from .event import base_name
+
+# The functions that emit (or take in) an RST: the frame that names the path.
+EMITTERS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset",
+            "tcp_reset", "tcp_send_challenge_ack", "nf_send_reset",
+            "nf_send_reset6")
+REASON_SINCE = (6, 10)   # the send functions take enum sk_rst_reason
+
+
+def version(release):
+    """(major, minor, patch) of a kernel release string."""
+    nums = [int(n) for n in re.findall(r"\d+", release.split("-")[0])[:3]]
+    return tuple(nums + [0] * (3 - len(nums)))
+
+
+def load(paths):
+    """Scenario results from `scenarios run -o` files, as dicts."""
+    results = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    r = json.loads(line)
+                    if "scenario" not in r or "kernel" not in r:
+                        raise ValueError("not a scenario result")
+                    results.append(r)
+        except OSError as e:
+            raise RsttraceError("cannot read %s (%s)" % (path, e.strerror),
+                                "give files written by `rsttrace scenarios "
+                                "run -o FILE`")
+        except ValueError as e:
+            raise RsttraceError("%s line %d: %s" % (path, n, e),
+                                "give files written by `rsttrace scenarios "
+                                "run -o FILE`")
+    return results
+
+
+class Column:
+    def __init__(self, kernel, mode):
+        self.kernel, self.mode = kernel, mode
+
+    @property
+    def label(self):
+        return "%s (%s)" % (self.kernel, self.mode)
+
+    def has_reasons(self):
+        return version(self.kernel) >= REASON_SINCE
+
+    def sees_challenge_acks(self):
+        return self.mode != "tracepoint"
+
+
+def emitter(stack, hook):
+    """The RST function on the stack and its caller: 'caller > function'."""
+    frames = [base_name(f) for f in stack or ()]
+    for i, f in enumerate(frames):
+        if f in EMITTERS:
+            caller = frames[i + 1] if i + 1 < len(frames) else None
+            return "%s > %s" % (caller, f) if caller else f
+    return hook or "?"
+
+
+def items(result):
+    """What a kernel did in one scenario: (side, kind, cause, path, reason),
+    sent RSTs and challenge ACKs, or the received ones if none was sent."""
+    evs = [e for e in result["events"] if e["kind"] != "received"] or \
+        result["events"]
+    seen = []
+    for e in evs:
+        it = (e["side"], e["kind"], e["cause"],
+              emitter(e.get("stack"), e.get("hook")), e.get("reason"))
+        if it not in seen:
+            seen.append(it)
+    return seen
+
+
+def cell(result, rules=None):
+    """One table cell; rules: the scenario's counter rules {side: {name:
+    rule}}, whose counters the cell shows."""
+    parts = []
+    for side, kind, cause, path, reason in items(result):
+        k = "" if kind == "sent" else " (%s)" % kind.replace("_", " ")
+        parts.append("%s: **%s**%s `%s`%s" % (
+            side, cause, k, path, " %s" % reason if reason else ""))
+    if not parts:
+        parts.append("no RST")
+    changed = result.get("counters") or {}
+    for side, names in sorted((rules or {}).items()):
+        parts.append("%s: %s" % (side, ", ".join(
+            "%s +%d" % (n.split(":", 1)[1], changed.get(side, {}).get(n, 0))
+            for n in sorted(names))))
+    if not result.get("ok", True):
+        parts.append("✗ " + result.get("verdict", "failed"))
+    return "<br>".join(parts)
+
+
+def differences(columns, row):
+    """What differs between kernels in one scenario, each with its
+    explanation or 'unexplained'. row: {label: result}."""
+    out = []
+    present = [c for c in columns if c.label in row]
+
+    def sig(c, what):
+        its = items(row[c.label])
+        if what == "cause":
+            return frozenset((s, k, cause) for s, k, cause, _, _ in its
+                             if k != "challenge_ack")
+        if what == "challenge":
+            return frozenset((s, cause) for s, k, cause, _, _ in its
+                             if k == "challenge_ack")
+        if what == "path":
+            return frozenset(p.split(" > ")[-1] for _, k, _, p, _ in its
+                             if k != "challenge_ack")
+        if what == "reason":
+            return frozenset(r for _, k, _, _, r in its if k == "sent")
+
+    if len({sig(c, "cause") for c in present}) > 1:
+        out.append(("cause", "unexplained: the kernels attribute or send "
+                    "different RSTs here; see the events"))
+    elif len({sig(c, "path") for c in present}) > 1:
+        out.append(("path", "unexplained: the same cause comes from "
+                    "different functions"))
+    challenge = {c.label: sig(c, "challenge") for c in present}
+    if len(set(challenge.values())) > 1:
+        quiet = [c for c in present if not challenge[c.label]]
+        if all(not c.sees_challenge_acks() for c in quiet):
+            out.append(("challenge ACK", "tracepoint mode cannot see "
+                        "challenge ACKs (tcp_send_challenge_ack has no "
+                        "tracepoint)"))
+        else:
+            out.append(("challenge ACK", "unexplained: a challenge ACK on "
+                        "some kernels only (timing-dependent in scenarios "
+                        "that tolerate it)"))
+    reasons = {c.label: sig(c, "reason") for c in present}
+    if len(set(reasons.values())) > 1:
+        named = [c for c in present if reasons[c.label] - {None}]
+        unnamed = [c for c in present if reasons[c.label] == {None}]
+        if all(c.has_reasons() for c in named) and \
+                all(not c.has_reasons() for c in unnamed):
+            out.append(("reason", "before 6.10 the send functions take no "
+                        "reason (enum sk_rst_reason came with 6.10)"))
+        else:
+            out.append(("reason", "unexplained: the kernels give different "
+                        "reasons"))
+    return out
+
+
+def build(results, catalogue=()):
+    """(columns, rows): columns sorted by kernel version; rows per scenario
+    in catalogue order: (scenario, {label: result}, differences)."""
+    cols = {}
+    for r in results:
+        c = Column(r["kernel"], r.get("mode", "?"))
+        cols.setdefault(c.label, c)
+    columns = sorted(cols.values(), key=lambda c: (version(c.kernel),
+                                                  c.kernel, c.mode))
+    order = [s.name for s in catalogue]
+    names = order + sorted({r["scenario"] for r in results} - set(order))
+    rows = []
+    for name in names:
+        row = {Column(r["kernel"], r.get("mode", "?")).label: r
+               for r in results if r["scenario"] == name}
+        if row:
+            rows.append((name, row, differences(columns, row)))
+    return columns, rows
+
+
+def markdown(results, catalogue=(), date=None):
+    from .scenarios import CATALOGUE
+    catalogue = catalogue or CATALOGUE
+    by_name = {s.name: s for s in catalogue}
+    columns, rows = build(results, catalogue)
+    out = ["# RSTs across kernels", ""]
+    if date:
+        out.append("Generated %s by `scripts/kernel-matrix` (`rsttrace "
+                   "matrix`) from the scenario catalogue run on each kernel."
+                   % date)
+        out.append("")
+    out.append("Kernels: " + ", ".join("`%s` (%s mode)" % (c.kernel, c.mode)
+                                       for c in columns) + ".")
+    out += ["", "Each cell: side (a = client, b = server): **cause** "
+            "`caller > emitting function` kernel reason; counters the "
+            "scenario checks; ✗ marks a scenario that did not go as "
+            "expected on that kernel. `–` = not run there.", ""]
+    table = []
+    for name, row, diffs in rows:
+        rules = getattr(by_name.get(name), "counters", {})
+        cells = [cell(row[c.label], rules) if c.label in row else "–"
+                 for c in columns]
+        mark = " ⚠" if diffs else ""
+        table.append(["`%s`%s" % (name, mark)] + cells)
+    out.append(tabulate(table, headers=["scenario"] + [
+        "%s<br>(%s)" % (c.kernel, c.mode) for c in columns],
+        tablefmt="github"))
+    out += ["", "## Differences (⚠)", ""]
+    any_diff = False
+    for name, row, diffs in rows:
+        for what, why in diffs:
+            any_diff = True
+            out.append("- `%s`, %s: %s." % (name, what, why))
+    if not any_diff:
+        out.append("None: every kernel did the same.")
+    notes = [(s.name, s.kernel_note) for s in catalogue
+             if getattr(s, "kernel_note", None)
+             and any(n == s.name for n, _, _ in rows)]
+    if notes:
+        out += ["", "## What the kernels' history says", ""]
+        for name, note in notes:
+            out.append("- `%s`: %s" % (name, note))
+    return "\n".join(out) + "\n"

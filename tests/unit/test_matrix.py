@@ -1,0 +1,146 @@
+"""The cross-kernel table: cells, differences and their explanations."""
+
+import json
+
+import pytest
+
+from rsttrace import matrix
+from rsttrace.errors import RsttraceError
+
+
+def _ev(side, kind, cause, stack, reason=None, hook="h"):
+    return {"side": side, "kind": kind, "cause": cause, "stack": stack,
+            "reason": reason, "hook": hook}
+
+
+SENT = ["tcp_v4_send_reset", "tcp_v4_rcv", "ip_protocol_deliver_rcu"]
+RECV = ["tcp_reset", "tcp_rcv_state_process"]
+CHALLENGE = ["tcp_send_challenge_ack.constprop.0", "tcp_validate_incoming"]
+
+
+def _res(name, kernel, mode, events, ok=True, counters=None):
+    return {"scenario": name, "kernel": kernel, "mode": mode,
+            "events": events, "ok": ok, "verdict": "pass" if ok else
+            "FAIL: missing b sent no-listener", "counters": counters or {}}
+
+
+def test_version_parses_debian_and_custom_releases():
+    assert matrix.version("6.1.0-50-amd64") == (6, 1, 0)
+    assert matrix.version("7.2.13+deb14-amd64") == (7, 2, 13)
+    assert matrix.version("6.18.44-fc-v657") == (6, 18, 44)
+    assert matrix.version("5.10") == (5, 10, 0)
+
+
+def test_emitter_names_caller_and_function_without_suffix():
+    assert matrix.emitter(SENT, "tcp:tcp_send_reset") == \
+        "tcp_v4_rcv > tcp_v4_send_reset"
+    assert matrix.emitter(CHALLENGE, "x") == \
+        "tcp_validate_incoming > tcp_send_challenge_ack"
+    # no RST function on the stack: the hook
+    assert matrix.emitter(["__dev_queue_xmit"], "net:net_dev_queue") == \
+        "net:net_dev_queue"
+
+
+def test_cell_prefers_sent_events_and_shows_counters_and_failure():
+    r = _res("x", "6.1.0-1-amd64", "kprobe",
+             [_ev("a", "received", "reset-received", RECV),
+              _ev("b", "sent", "no-listener", SENT, "NO_SOCKET")],
+             ok=False, counters={"b": {"TcpExt:ListenOverflows": 2}})
+    c = matrix.cell(r, {"b": {"TcpExt:ListenOverflows": ">=1",
+                              "TcpExt:EmbryonicRsts": 0}})
+    assert "reset-received" not in c
+    assert "b: **no-listener** `tcp_v4_rcv > tcp_v4_send_reset` NO_SOCKET" in c
+    assert "b: EmbryonicRsts +0, ListenOverflows +2" in c
+    assert "✗ FAIL" in c
+
+
+def test_cell_without_events_says_no_rst():
+    assert matrix.cell(_res("x", "6.1", "kprobe", [])) == "no RST"
+
+
+def _cols(*specs):
+    return [matrix.Column(k, m) for k, m in specs]
+
+
+def test_reason_difference_explained_by_6_10():
+    cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.12.1-amd64", "kprobe"))
+    row = {cols[0].label: _res("x", "6.1.0-1-amd64", "kprobe",
+                               [_ev("b", "sent", "no-listener", SENT)]),
+           cols[1].label: _res("x", "6.12.1-amd64", "kprobe",
+                               [_ev("b", "sent", "no-listener", SENT,
+                                    "NO_SOCKET")])}
+    diffs = matrix.differences(cols, row)
+    assert [d[0] for d in diffs] == ["reason"]
+    assert "6.10" in diffs[0][1]
+
+
+def test_reason_missing_on_new_kernel_is_unexplained():
+    cols = _cols(("6.12.1-amd64", "kprobe"), ("7.2.1-amd64", "kprobe"))
+    row = {cols[0].label: _res("x", "6.12.1-amd64", "kprobe",
+                               [_ev("b", "sent", "no-listener", SENT)]),
+           cols[1].label: _res("x", "7.2.1-amd64", "kprobe",
+                               [_ev("b", "sent", "no-listener", SENT,
+                                    "NO_SOCKET")])}
+    assert matrix.differences(cols, row)[0][1].startswith("unexplained")
+
+
+def test_challenge_ack_missing_in_tracepoint_mode_is_explained():
+    cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.18.4", "tracepoint"))
+    row = {cols[0].label: _res("x", "6.1.0-1-amd64", "kprobe",
+                               [_ev("b", "challenge_ack", "challenge-ack",
+                                    CHALLENGE)]),
+           cols[1].label: _res("x", "6.18.4", "tracepoint", [])}
+    diffs = matrix.differences(cols, row)
+    assert diffs == [("challenge ACK", diffs[0][1])]
+    assert "tracepoint mode" in diffs[0][1]
+
+
+def test_different_causes_are_unexplained():
+    cols = _cols(("5.10.0-1-amd64", "kprobe"), ("6.1.0-1-amd64", "kprobe"))
+    row = {cols[0].label: _res("x", "5.10.0-1-amd64", "kprobe", []),
+           cols[1].label: _res("x", "6.1.0-1-amd64", "kprobe",
+                               [_ev("b", "sent", "no-listener", SENT)])}
+    what, why = matrix.differences(cols, row)[0]
+    assert what == "cause" and why.startswith("unexplained")
+
+
+def test_same_everywhere_no_difference():
+    cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.1.0-2-amd64", "kprobe"))
+    row = {c.label: _res("x", c.kernel, c.mode,
+                         [_ev("b", "sent", "no-listener", SENT)])
+           for c in cols}
+    assert matrix.differences(cols, row) == []
+
+
+def test_markdown_orders_kernels_and_lists_differences(tmp_path):
+    results = [
+        _res("no-listener", "6.12.1-amd64", "kprobe",
+             [_ev("b", "sent", "no-listener", SENT, "NO_SOCKET")]),
+        _res("no-listener", "5.10.0-1-amd64", "kprobe",
+             [_ev("b", "sent", "no-listener", SENT)]),
+    ]
+    f = tmp_path / "r.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in results))
+    text = matrix.markdown(matrix.load([str(f)]), date="2026-01-01")
+    assert "Generated 2026-01-01" in text
+    head = [line for line in text.splitlines() if line.startswith("| scen")]
+    assert head[0].index("5.10.0-1-amd64") < head[0].index("6.12.1-amd64")
+    assert "`no-listener` ⚠" in text
+    assert "- `no-listener`, reason: before 6.10" in text
+    assert "5ea8ea2cb7f1" not in text     # no note for scenarios not run
+
+
+def test_markdown_carries_kernel_notes_of_scenarios_run():
+    text = matrix.markdown([_res("accept-overflow-sequential", "6.1.0-1",
+                                 "kprobe", [])], date="2026-01-01")
+    assert "## What the kernels' history says" in text
+    assert "5ea8ea2cb7f1" in text and "3.10" in text
+
+
+def test_load_rejects_other_files(tmp_path):
+    f = tmp_path / "events.jsonl"
+    f.write_text(json.dumps({"kind": "sent"}) + "\n")
+    with pytest.raises(RsttraceError, match="line 1"):
+        matrix.load([str(f)])
+    with pytest.raises(RsttraceError, match="cannot read"):
+        matrix.load([str(tmp_path / "missing")])
