@@ -113,54 +113,90 @@ def cell(result, rules=None):
     return "<br>".join(parts)
 
 
-def differences(columns, row):
-    """What differs between kernels in one scenario, each with its
-    explanation or 'unexplained'. row: {label: result}."""
+REASON_NOTE = ("before 6.10 the send functions take no reason (enum "
+               "sk_rst_reason and the reason argument came with 6.10), so "
+               "kprobe mode there reports none")
+CHALLENGE_NOTE = ("tracepoint mode cannot see challenge ACKs: "
+                  "tcp_send_challenge_ack has no tracepoint")
+
+
+class Difference:
+    """One way kernels differ in a scenario. `explained` is the known
+    reason (kernel version, attach mode) or None."""
+
+    def __init__(self, what, text, explained=None):
+        self.what, self.text, self.explained = what, text, explained
+
+
+def differences(columns, row, tolerated=()):
+    """What differs between kernels in one scenario. row: {label: result};
+    tolerated: the scenario's allowed side effects {(side, kind, cause)},
+    compared apart from what it must show."""
     out = []
     present = [c for c in columns if c.label in row]
+    tolerated = set(tolerated)
 
     def sig(c, what):
         its = items(row[c.label])
         if what == "cause":
             return frozenset((s, k, cause) for s, k, cause, _, _ in its
-                             if k != "challenge_ack")
+                             if k != "challenge_ack"
+                             and (s, k, cause) not in tolerated)
+        if what == "extra":
+            return frozenset((s, k, cause) for s, k, cause, _, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) in tolerated)
         if what == "challenge":
             return frozenset((s, cause) for s, k, cause, _, _ in its
                              if k == "challenge_ack")
         if what == "path":
-            return frozenset(p.split(" > ")[-1] for _, k, _, p, _ in its
-                             if k != "challenge_ack")
+            return frozenset(p.split(" > ")[-1] for s, k, cause, p, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) not in tolerated)
         if what == "reason":
-            return frozenset(r for _, k, _, _, r in its if k == "sent")
+            return frozenset(r for s, k, cause, _, r in its if k == "sent"
+                             and (s, k, cause) not in tolerated)
 
-    if len({sig(c, "cause") for c in present}) > 1:
-        out.append(("cause", "unexplained: the kernels attribute or send "
-                    "different RSTs here; see the events"))
-    elif len({sig(c, "path") for c in present}) > 1:
-        out.append(("path", "unexplained: the same cause comes from "
-                    "different functions"))
+    def differ(what):
+        return len({sig(c, what) for c in present}) > 1
+
+    same_cause = not differ("cause")
+    if not same_cause:
+        out.append(Difference("cause", "the kernels send or attribute "
+                              "different RSTs here; see the events"))
+    elif differ("path"):
+        out.append(Difference("path", "the same cause comes from different "
+                              "functions"))
+    if differ("extra"):
+        out.append(Difference("side effects", "side effects the scenario "
+                              "tolerates (an RST racing a retransmission or "
+                              "a challenge ACK) happened on some kernels only",
+                              "timing"))
     challenge = {c.label: sig(c, "challenge") for c in present}
     if len(set(challenge.values())) > 1:
         quiet = [c for c in present if not challenge[c.label]]
+        seen = set().union(*challenge.values())
         if all(not c.sees_challenge_acks() for c in quiet):
-            out.append(("challenge ACK", "tracepoint mode cannot see "
-                        "challenge ACKs (tcp_send_challenge_ack has no "
-                        "tracepoint)"))
+            out.append(Difference("challenge ACK", CHALLENGE_NOTE,
+                                  "attach mode"))
+        elif all((side, "challenge_ack", cause) in tolerated
+                 for side, cause in seen):
+            out.append(Difference("challenge ACK", "a challenge ACK the "
+                                  "scenario tolerates happened on some "
+                                  "kernels only", "timing"))
         else:
-            out.append(("challenge ACK", "unexplained: a challenge ACK on "
-                        "some kernels only (timing-dependent in scenarios "
-                        "that tolerate it)"))
+            out.append(Difference("challenge ACK", "a challenge ACK on some "
+                                  "kernels only"))
     reasons = {c.label: sig(c, "reason") for c in present}
-    if len(set(reasons.values())) > 1:
+    if same_cause and len(set(reasons.values())) > 1:
         named = [c for c in present if reasons[c.label] - {None}]
         unnamed = [c for c in present if reasons[c.label] == {None}]
         if all(c.has_reasons() for c in named) and \
                 all(not c.has_reasons() for c in unnamed):
-            out.append(("reason", "before 6.10 the send functions take no "
-                        "reason (enum sk_rst_reason came with 6.10)"))
+            out.append(Difference("reason", REASON_NOTE, "kernel version"))
         else:
-            out.append(("reason", "unexplained: the kernels give different "
-                        "reasons"))
+            out.append(Difference("reason", "the kernels give different "
+                                  "reasons"))
     return out
 
 
@@ -174,13 +210,15 @@ def build(results, catalogue=()):
     columns = sorted(cols.values(), key=lambda c: (version(c.kernel),
                                                   c.kernel, c.mode))
     order = [s.name for s in catalogue]
+    known = {s.name: s for s in catalogue}
     names = order + sorted({r["scenario"] for r in results} - set(order))
     rows = []
     for name in names:
         row = {Column(r["kernel"], r.get("mode", "?")).label: r
                for r in results if r["scenario"] == name}
         if row:
-            rows.append((name, row, differences(columns, row)))
+            allow = getattr(known.get(name), "allow", ())
+            rows.append((name, row, differences(columns, row, allow)))
     return columns, rows
 
 
@@ -206,19 +244,33 @@ def markdown(results, catalogue=(), date=None):
         rules = getattr(by_name.get(name), "counters", {})
         cells = [cell(row[c.label], rules) if c.label in row else "–"
                  for c in columns]
-        mark = " ⚠" if diffs else ""
+        mark = " ⚠" if any(d.explained is None for d in diffs) else ""
         table.append(["`%s`%s" % (name, mark)] + cells)
     out.append(tabulate(table, headers=["scenario"] + [
         "%s<br>(%s)" % (c.kernel, c.mode) for c in columns],
         tablefmt="github"))
-    out += ["", "## Differences (⚠)", ""]
-    any_diff = False
-    for name, row, diffs in rows:
-        for what, why in diffs:
-            any_diff = True
-            out.append("- `%s`, %s: %s." % (name, what, why))
-    if not any_diff:
+    out += ["", "## Differences", ""]
+    unexplained = [(name, d) for name, _, diffs in rows for d in diffs
+                   if d.explained is None]
+    explained = {}
+    for name, _, diffs in rows:
+        for d in diffs:
+            if d.explained:
+                explained.setdefault((d.what, d.text, d.explained),
+                                     []).append(name)
+    if not unexplained and not explained:
         out.append("None: every kernel did the same.")
+    if unexplained:
+        out += ["Not explained by a known kernel change or the attach mode "
+                "(⚠ in the table): look at these first.", ""]
+        for name, d in unexplained:
+            out.append("- `%s`, %s: %s." % (name, d.what, d.text))
+        out.append("")
+    if explained:
+        out += ["Explained:", ""]
+        for (what, text, why), names in explained.items():
+            out.append("- %s (%s): %s. In: %s." % (
+                what, why, text, ", ".join("`%s`" % n for n in names)))
     notes = [(s.name, s.kernel_note) for s in catalogue
              if getattr(s, "kernel_note", None)
              and any(n == s.name for n, _, _ in rows)]

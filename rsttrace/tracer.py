@@ -240,9 +240,14 @@ class Tracer:
             self._modules = modules
             return False
         self._modules = modules
+        # A new kernel symbol cache: bcc_symcache_refresh() does not reload
+        # kernel symbols once loaded (bcc's KSyms::refresh fills only an
+        # empty table), so drop the cache; bcc makes a fresh one on next use.
         import bcc
         from bcc.libbcc import lib
-        lib.bcc_symcache_refresh(bcc.BPF._sym_cache(-1).cache)
+        old = bcc.BPF._sym_caches.pop(-1, None)
+        if old is not None:
+            lib.bcc_free_symcache(old.cache, -1)
         return True
 
     def close(self):

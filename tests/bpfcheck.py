@@ -25,3 +25,13 @@ def require_bpf():
         if os.environ.get("CI"):
             pytest.fail("CI must run the BPF tests, but: " + why)
         pytest.skip(why)
+
+
+def require_vm_host():
+    """Skip (or, under CI, fail) when VM tests cannot run: they need root
+    (images, loop devices, qemu); the scripts install the rest."""
+    why = None if os.geteuid() == 0 else "needs root (builds and boots VMs)"
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the VM tests, but: " + why)
+        pytest.skip(why)

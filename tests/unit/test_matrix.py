@@ -70,8 +70,9 @@ def test_reason_difference_explained_by_6_10():
                                [_ev("b", "sent", "no-listener", SENT,
                                     "NO_SOCKET")])}
     diffs = matrix.differences(cols, row)
-    assert [d[0] for d in diffs] == ["reason"]
-    assert "6.10" in diffs[0][1]
+    assert [(d.what, d.explained) for d in diffs] == [("reason",
+                                                       "kernel version")]
+    assert "6.10" in diffs[0].text
 
 
 def test_reason_missing_on_new_kernel_is_unexplained():
@@ -81,7 +82,8 @@ def test_reason_missing_on_new_kernel_is_unexplained():
            cols[1].label: _res("x", "7.2.1-amd64", "kprobe",
                                [_ev("b", "sent", "no-listener", SENT,
                                     "NO_SOCKET")])}
-    assert matrix.differences(cols, row)[0][1].startswith("unexplained")
+    d, = matrix.differences(cols, row)
+    assert d.what == "reason" and d.explained is None
 
 
 def test_challenge_ack_missing_in_tracepoint_mode_is_explained():
@@ -90,9 +92,9 @@ def test_challenge_ack_missing_in_tracepoint_mode_is_explained():
                                [_ev("b", "challenge_ack", "challenge-ack",
                                     CHALLENGE)]),
            cols[1].label: _res("x", "6.18.4", "tracepoint", [])}
-    diffs = matrix.differences(cols, row)
-    assert diffs == [("challenge ACK", diffs[0][1])]
-    assert "tracepoint mode" in diffs[0][1]
+    d, = matrix.differences(cols, row)
+    assert (d.what, d.explained) == ("challenge ACK", "attach mode")
+    assert "tracepoint mode" in d.text
 
 
 def test_different_causes_are_unexplained():
@@ -100,8 +102,21 @@ def test_different_causes_are_unexplained():
     row = {cols[0].label: _res("x", "5.10.0-1-amd64", "kprobe", []),
            cols[1].label: _res("x", "6.1.0-1-amd64", "kprobe",
                                [_ev("b", "sent", "no-listener", SENT)])}
-    what, why = matrix.differences(cols, row)[0]
-    assert what == "cause" and why.startswith("unexplained")
+    d, = matrix.differences(cols, row)
+    assert d.what == "cause" and d.explained is None
+
+
+def test_tolerated_side_effects_compared_apart():
+    cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.1.0-2-amd64", "kprobe"))
+    main = _ev("a", "sent", "linger-zero-close", ["tcp_send_active_reset"])
+    extra = _ev("a", "sent", "no-connection", SENT)
+    row = {cols[0].label: _res("x", cols[0].kernel, "kprobe", [main, extra]),
+           cols[1].label: _res("x", cols[1].kernel, "kprobe", [main])}
+    d, = matrix.differences(cols, row, {("a", "sent", "no-connection")})
+    assert (d.what, d.explained) == ("side effects", "timing")
+    # without the tolerance it is a difference of cause, unexplained
+    d, = matrix.differences(cols, row)
+    assert d.what == "cause" and d.explained is None
 
 
 def test_same_everywhere_no_difference():
@@ -125,8 +140,18 @@ def test_markdown_orders_kernels_and_lists_differences(tmp_path):
     assert "Generated 2026-01-01" in text
     head = [line for line in text.splitlines() if line.startswith("| scen")]
     assert head[0].index("5.10.0-1-amd64") < head[0].index("6.12.1-amd64")
+    assert "`no-listener` ⚠" not in text     # explained: no warning mark
+    assert "- reason (kernel version): before 6.10" in text
+    assert "In: `no-listener`." in text
+
+
+def test_markdown_marks_unexplained():
+    results = [_res("no-listener", "6.1.0-1-amd64", "kprobe", []),
+               _res("no-listener", "6.1.0-2-amd64", "kprobe",
+                    [_ev("b", "sent", "no-listener", SENT)])]
+    text = matrix.markdown(results, date="2026-01-01")
     assert "`no-listener` ⚠" in text
-    assert "- `no-listener`, reason: before 6.10" in text
+    assert "- `no-listener`, cause: " in text
     assert "5ea8ea2cb7f1" not in text     # no note for scenarios not run
 
 
