@@ -12,6 +12,12 @@ from . import filters as filtersmod
 from .errors import RsttraceError, UsageError
 from .hooks import MODES
 
+try:
+    from importlib.metadata import version as _version
+    __version__ = _version("rsttrace")
+except Exception:              # run from a source tree (the VM guests)
+    __version__ = "source"
+
 
 def fail(err):
     click.echo("rsttrace: error: %s" % err, err=True)
@@ -57,7 +63,7 @@ class Output:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="rsttrace")
+@click.version_option(version=__version__)
 def main():
     """Which kernel path sent or received a TCP RST, in what socket state,
     for which connection and process, and why."""

@@ -83,10 +83,10 @@ def _listener(pair, side="b", family=socket.AF_INET, backlog=8):
 
 
 def _block_output(pair, side, match=""):
-    pair.nft(side, "add table inet rsttrace_block; "
-             "add chain inet rsttrace_block out { type filter hook output "
-             "priority 0; }; add rule inet rsttrace_block out %s drop"
-             % match)
+    # chain names that are no nft keywords ("in", "out" are, in nft 0.9)
+    pair.nft(side, "add table inet rsttrace_block; add chain inet "
+             "rsttrace_block drop_out { type filter hook output priority 0; }; "
+             "add rule inet rsttrace_block drop_out %s drop" % match)
 
 
 def _unblock(pair, side):
@@ -95,8 +95,9 @@ def _unblock(pair, side):
 
 def _block_input(pair, side):
     pair.nft(side, "add table inet rsttrace_in; "
-             "add chain inet rsttrace_in in { type filter hook input "
-             "priority 0; }; add rule inet rsttrace_in in tcp dport 1-65535 "
+             "add chain inet rsttrace_in drop_in { type filter hook input "
+             "priority 0; }; add rule inet rsttrace_in drop_in tcp dport "
+             "1-65535 "
              "drop")
 
 
@@ -503,9 +504,10 @@ def _firewall6(pair):
 def _reject(pair, family):
     fam = provoke.FAMILIES[family]
     lst, port = _listener(pair, family=fam)
-    pair.nft("b", "add table inet rsttrace_fw; add chain inet rsttrace_fw in "
-             "{ type filter hook input priority 0; }; add rule inet "
-             "rsttrace_fw in tcp dport %d reject with tcp reset" % port)
+    pair.nft("b", "add table inet rsttrace_fw; add chain inet rsttrace_fw "
+             "reject_in { type filter hook input priority 0; }; add rule "
+             "inet rsttrace_fw reject_in tcp dport %d reject with tcp reset"
+             % port)
     cli = pair.socket("a", fam)
     cli.settimeout(5)
     return _expect_error(cli, lambda: cli.connect((pair.addr("b", fam),
