@@ -24,6 +24,14 @@ def fail(err):
     sys.exit(getattr(err, "exit_code", 1))
 
 
+def _positive(value, name):
+    """A number above zero (click 7, Debian 11's, has no min_open)."""
+    if value is not None and value <= 0:
+        raise click.BadParameter("%s must be above 0" % value,
+                                 param_hint=name)
+    return value
+
+
 class Output:
     """The output file: stdout, or a file written whole or not at all
     (a temporary name renamed into place when the run ends)."""
@@ -63,7 +71,7 @@ class Output:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version=__version__)
+@click.version_option(version=__version__, prog_name="rsttrace")
 def main():
     """Which kernel path sent or received a TCP RST, in what socket state,
     for which connection and process, and why."""
@@ -91,7 +99,8 @@ def main():
                    "or /proc/PID/ns/net.")
 @click.option("-4", "ipv4", is_flag=True, help="IPv4 only.")
 @click.option("-6", "ipv6", is_flag=True, help="IPv6 only.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+@click.option("--duration", type=float, callback=lambda ctx, param, v:
+              _positive(v, "--duration"),
               metavar="SECONDS", help="Stop after this many seconds.")
 @click.option("--count", type=click.IntRange(min=1), metavar="N",
               help="Stop after N events.")

@@ -105,6 +105,20 @@ def _unblock_input(pair, side):
     pair.nft(side, "delete table inet rsttrace_in")
 
 
+def _stuffed(pair):
+    """A connection whose client has data it cannot send: the server reads
+    nothing and its small receive buffer closes the window."""
+    cli, srv = provoke._connected(pair, 4)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    cli.setblocking(False)
+    try:
+        while True:
+            cli.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return cli, srv
+
+
 def _linger0(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                     struct.pack("ii", 1, 0))
@@ -150,14 +164,7 @@ def _linger_zero(pair):
           allow=[("b", "challenge_ack", "challenge-ack"),
                  ("a", "sent", "no-connection")])
 def _linger_zero_unsent(pair):
-    cli, srv = provoke._connected(pair, 4)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    cli.setblocking(False)
-    try:
-        while True:
-            cli.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
+    cli, srv = _stuffed(pair)
     _linger0(cli)
     cli.close()
     return provoke._recv_error(srv)
@@ -193,14 +200,7 @@ def _linger_zero_unacked(pair):
                           "TcpExt:TCPAbortOnClose": 0,
                           "TcpExt:TCPAbortOnMemory": 0}})
 def _linger_timeout_queued(pair):
-    cli, srv = provoke._connected(pair, 4)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    cli.setblocking(False)
-    try:
-        while True:
-            cli.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
+    cli, srv = _stuffed(pair)
     cli.setblocking(True)
     cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                    struct.pack("ii", 1, 1))

@@ -23,12 +23,15 @@ RST_FUNCTIONS = {"tcp_v4_send_reset", "tcp_v6_send_reset",
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    # Images first, one after the other (debootstrap and apt are network
-    # bound; errors read better apart), then both guests at once.
-    for suite in SUITES:
-        img = subprocess.run([os.path.join(ROOT, "scripts", "vm-image"), suite],
-                             capture_output=True, text=True)
-        assert img.returncode == 0, "vm-image %s: %s" % (suite, img.stderr)
+    # Both images at once (debootstrap and apt wait on the network), then
+    # both guests at once.
+    builds = {suite: subprocess.Popen(
+        [os.path.join(ROOT, "scripts", "vm-image"), suite],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for suite in SUITES}
+    for suite, proc in builds.items():
+        _, err = proc.communicate(timeout=1800)
+        assert proc.returncode == 0, "vm-image %s: %s" % (suite, err)
     procs = {}
     for suite in SUITES:
         art = tmp_path_factory.mktemp(suite)
