@@ -8,13 +8,12 @@ stands for.
 
 import collections
 
-from tabulate import tabulate
 
 from .attribution import attribute
 from .event import (EV_LINGER, EV_LISTENER, EV_PACKET, EV_SOCK, EV_TCP_SOCK,
                     TCP_STATES, tcp_flags)
 from .hooks import HOOK_NAMES, KIND_NAMES
-from .output import path_of
+from .output import path_of, table
 
 # bpf/rsttrace.h
 AGG_SEG_DATA = 0x01
@@ -85,10 +84,8 @@ class KernelSummary:
 
     def as_text(self):
         d = self.as_dict()
-        table = tabulate([[r[c] for c in self.COLUMNS] + [r["count"]]
-                          for r in d["rows"]],
-                         headers=list(self.COLUMNS) + ["count"],
-                         maxcolwidths=[None, None, None, None, None, 60,
-                                       None])
+        text = table([[r[c] for c in self.COLUMNS] + [r["count"]]
+                      for r in d["rows"]], list(self.COLUMNS) + ["count"],
+                     [None, None, None, None, None, 60, None])
         return "%d RSTs counted in the kernel, %d lost\n\n%s" % (
-            d["events"], d["lost"], table)
+            d["events"], d["lost"], text)

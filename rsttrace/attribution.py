@@ -183,6 +183,22 @@ def _decide(rec):
             return "firewall-reject", (
                 "a netfilter hook sent this RST (a REJECT rule; its module "
                 "frames are not named in the stack)")
+        if fset & {"tcp_v4_send_reset", "tcp_v6_send_reset"}:
+            # The TCP stack's reply RST, seen only as a packet: before 6.10
+            # tcp:tcp_send_reset does not fire without a full socket. The
+            # RST itself tells what it answered (RFC 793, "Reset
+            # Generation"): seq 0 with ACK set answers a segment without
+            # ACK, i.e. a SYN; otherwise it takes its seq from that
+            # segment's ACK.
+            if "ACK" in flags and not rec.get("seq"):
+                return "no-listener", (
+                    "(seen as a packet: this kernel's tcp tracepoint misses "
+                    "RSTs sent without a socket) the RST answers a segment "
+                    "without ACK, a SYN, that found no socket")
+            return "no-connection", (
+                "(seen as a packet: this kernel's tcp tracepoint misses RSTs "
+                "sent without a socket) the RST answers a segment with ACK "
+                "that found no connection")
         return "unknown", (
             "an RST made outside the TCP stack (not netfilter): a raw "
             "socket, a packet generator or another kernel module")

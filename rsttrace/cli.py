@@ -11,6 +11,7 @@ from . import doctor as doctormod
 from . import filters as filtersmod
 from .errors import RsttraceError, UsageError
 from .hooks import MODES
+from .output import table
 
 try:
     from importlib.metadata import version as _version
@@ -157,6 +158,8 @@ def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
         click.echo("rsttrace: tracing in %s mode (%s); filters: %s; Ctrl-C "
                    "to stop" % (tracer.mode, attached, filt.describe()),
                    err=True)
+        for why in tracer.blind_spots().values():
+            click.echo("rsttrace: not seen here: %s" % why, err=True)
         session.run()
     except RsttraceError as e:
         out.discard()
@@ -217,6 +220,7 @@ def doctor(as_json):
         click.echo(json.dumps({
             "checks": {c: v for c, v, _ in checks},
             "mode": mode, "mode_error": why,
+            "not_seen": doctormod.blind_spots(mode) if mode else {},
             "hooks": [{"hook": h, "symbol": s, "status": st}
                       for h, s, st in hooks]}, indent=2))
         return
@@ -230,6 +234,8 @@ def doctor(as_json):
     click.echo()
     if mode:
         click.echo("trace will use %s mode" % mode)
+        for why in doctormod.blind_spots(mode).values():
+            click.echo("  not seen in that mode: %s" % why)
     else:
         click.echo("trace cannot run here: %s" % why)
         sys.exit(1)
@@ -252,10 +258,10 @@ def scenarios_list(as_json):
                                 "needs": sorted(s.needs)}
                                for s in CATALOGUE], indent=2))
         return
-    click.echo(tabulate([(s.name, s.title, s.expected_text().replace(
+    click.echo(table([(s.name, s.title, s.expected_text().replace(
         ", ", "\n"), " ".join(s.sources)) for s in CATALOGUE],
-        headers=["scenario", "situation", "expected (side kind: cause)",
-                 "articles"], maxcolwidths=[None, 40, None, None]))
+        ["scenario", "situation", "expected (side kind: cause)",
+         "articles"], [None, 40, None, None]))
 
 
 @scenarios.command("run")
@@ -312,8 +318,8 @@ def _run_catalogue(names, as_json, mode, summary, output=None):
         for r in results:
             click.echo(json.dumps(r.as_dict(), separators=(",", ":")))
     else:
-        click.echo(tabulate(table_rows(results), headers=TABLE_HEADERS,
-                            maxcolwidths=[None, 34, 34, 40, None, 40]))
+        click.echo(table(table_rows(results), TABLE_HEADERS,
+                         [None, 34, 34, 40, None, 40]))
         if summary:
             s = Summary()
             for r in results:
@@ -331,8 +337,8 @@ def _cause_table(summary):
     from .attribution import CAUSES
     rows = [(cause, n, CAUSES.get(cause, ("", ""))[0])
             for cause, n in summary.by["cause"].most_common()]
-    return tabulate(rows, headers=["cause", "events", "what it means"],
-                    maxcolwidths=[None, None, 70])
+    return table(rows, ["cause", "events", "what it means"],
+                 [None, None, 70])
 
 
 @main.command()
@@ -344,9 +350,8 @@ def causes(markdown):
     if markdown:
         click.echo(causes_markdown(CATALOGUE), nl=False)
         return
-    click.echo(tabulate([(c, w, f) for c, (w, f) in CAUSES.items()],
-                        headers=["cause", "what happened", "what to do"],
-                        maxcolwidths=[None, 50, 50]))
+    click.echo(table([(c, w, f) for c, (w, f) in CAUSES.items()],
+                     ["cause", "what happened", "what to do"], [None, 50, 50]))
 
 
 @main.command()

@@ -61,6 +61,22 @@ def hook_rows(mode):
     return rows
 
 
+def blind_spots(mode):
+    """What `trace` in `mode` would not see here (hooks.blind_spots), from
+    the hooks that would attach (--packets counted as given)."""
+    kbtf = kernel.load_btf()
+    attached = []
+    for h in hooks.hooks_for(mode) + [hooks.PACKET_HOOK]:
+        try:
+            if not hooks.place(h, mode, kbtf).skipped:
+                attached.append(h)
+        except RsttraceError:
+            pass
+    spots = hooks.blind_spots(mode, attached)
+    spots.pop("packets", None)      # trace --packets covers it
+    return spots
+
+
 def mode_choice():
     try:
         return hooks.auto_mode(), None

@@ -227,3 +227,37 @@ def auto_mode():
     raise RsttraceError(
         "this kernel supports none of kprobes, fentry or raw tracepoints",
         "rsttrace needs a kernel with CONFIG_KPROBES or BPF raw tracepoints")
+
+
+# What a tracer may be unable to see, and why.
+BLIND_SPOTS = {
+    "challenge_ack": "challenge ACKs: tcp_send_challenge_ack has no "
+                     "tracepoint (kprobe or fentry mode sees them)",
+    "socketless": "RSTs sent without a full socket (closed port, unknown "
+                  "connection, TIME_WAIT): before 6.10 tcp:tcp_send_reset "
+                  "does not fire for them (kprobe or fentry mode sees them)",
+    "packets": "RSTs from netfilter REJECT rules: they pass no TCP hook "
+               "(--packets, or kprobe/fentry on nf_send_reset, sees them)",
+}
+
+
+def tracepoint_sees_socketless():
+    """Whether tcp:tcp_send_reset fires for RSTs sent without a full socket.
+    It does since 6.10, the release that also gave it its `reason` field:
+    the format tells, whatever the version string says."""
+    fmt = kernel.tracepoint_format("tcp", "tcp_send_reset")
+    return fmt is not None and "reason" in fmt
+
+
+def blind_spots(mode, attached):
+    """{key: why} of BLIND_SPOTS for a tracer in `mode` with the `attached`
+    hooks."""
+    keys = {h.key for h in attached}
+    out = {}
+    if not any(h.kind == KIND_CHALLENGE_ACK for h in attached):
+        out["challenge_ack"] = BLIND_SPOTS["challenge_ack"]
+    if mode == "tracepoint" and not tracepoint_sees_socketless():
+        out["socketless"] = BLIND_SPOTS["socketless"]
+    if not keys & {"TP_NET_DEV_QUEUE", "NF_SEND_RESET", "NF_SEND_RESET6"}:
+        out["packets"] = BLIND_SPOTS["packets"]
+    return out

@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from .errors import RsttraceError
 from .event import base_name
+from .scenario_run import SOCKETLESS_CAUSES
 
 # The functions that emit (or take in) an RST: the frame that names the path.
 EMITTERS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset",
@@ -68,6 +69,9 @@ class Column:
     def sees_challenge_acks(self):
         return self.mode != "tracepoint"
 
+    def sees_socketless(self):
+        return self.mode != "tracepoint" or self.has_reasons()
+
 
 def emitter(stack, hook):
     """The RST function on the stack and its caller: 'caller > function'."""
@@ -79,11 +83,13 @@ def emitter(stack, hook):
     return hook or "?"
 
 
-def items(result):
+def items(result, everything=False):
     """What a kernel did in one scenario: (side, kind, cause, path, reason),
-    sent RSTs and challenge ACKs, or the received ones if none was sent."""
-    evs = [e for e in result["events"] if e["kind"] != "received"] or \
-        result["events"]
+    sent RSTs and challenge ACKs, or the received ones if none was sent
+    (all of them with `everything`)."""
+    evs = result["events"] if everything else (
+        [e for e in result["events"] if e["kind"] != "received"] or
+        result["events"])
     seen = []
     for e in evs:
         it = (e["side"], e["kind"], e["cause"],
@@ -116,6 +122,9 @@ def cell(result, rules=None):
 REASON_NOTE = ("before 6.10 the send functions take no reason (enum "
                "sk_rst_reason and the reason argument came with 6.10), so "
                "kprobe mode there reports none")
+SOCKETLESS_NOTE = ("tracepoint mode before 6.10 does not see RSTs sent "
+                   "without a full socket: tcp:tcp_send_reset fires for "
+                   "them only since 6.10")
 CHALLENGE_NOTE = ("tracepoint mode cannot see challenge ACKs: "
                   "tcp_send_challenge_ack has no tracepoint")
 
@@ -137,11 +146,17 @@ def differences(columns, row, tolerated=()):
     tolerated = set(tolerated)
 
     def sig(c, what):
-        its = items(row[c.label])
+        its = items(row[c.label], everything=True)
         if what == "cause":
             return frozenset((s, k, cause) for s, k, cause, _, _ in its
                              if k != "challenge_ack"
                              and (s, k, cause) not in tolerated)
+        if what == "cause_with_socket":
+            return frozenset((s, k, cause) for s, k, cause, _, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) not in tolerated
+                             and not (k == "sent"
+                                      and cause in SOCKETLESS_CAUSES))
         if what == "extra":
             return frozenset((s, k, cause) for s, k, cause, _, _ in its
                              if k != "challenge_ack"
@@ -161,7 +176,20 @@ def differences(columns, row, tolerated=()):
         return len({sig(c, what) for c in present}) > 1
 
     same_cause = not differ("cause")
-    if not same_cause:
+    if not same_cause and not differ("cause_with_socket"):
+        # only RSTs sent without a socket differ: are they missing just
+        # where the tracepoint cannot see them?
+        missing = [c for c in present
+                   if sig(c, "cause") != sig(c, "cause_with_socket")]
+        blind = [c for c in present if c not in missing]
+        if all(not c.sees_socketless() for c in blind):
+            out.append(Difference("cause", SOCKETLESS_NOTE,
+                                  "attach mode and kernel version"))
+            same_cause = True
+        else:
+            out.append(Difference("cause", "RSTs sent without a socket are "
+                                  "seen on some kernels only"))
+    elif not same_cause:
         out.append(Difference("cause", "the kernels send or attribute "
                               "different RSTs here; see the events"))
     elif differ("path"):

@@ -7,6 +7,7 @@ from tabulate import tabulate
 
 from .attribution import CAUSES, attribute
 from .errors import RsttraceError
+from .output import table
 
 EVENT_KINDS = ("sent", "received", "challenge_ack")
 
@@ -64,10 +65,9 @@ def summarise(records):
 
 def as_text(rep):
     parts = ["%d events, %d lost" % (rep["events"], rep["lost"])]
-    parts.append(tabulate([(c["cause"], c["count"], c["explanation"])
-                           for c in rep["by_cause"]],
-                          headers=["cause", "events", "explanation"],
-                          maxcolwidths=[None, None, 80]))
+    parts.append(table([(c["cause"], c["count"], c["explanation"])
+                        for c in rep["by_cause"]],
+                       ["cause", "events", "explanation"], [None, None, 80]))
     parts.append(tabulate(rep["by_peer"].items(),
                           headers=["peer", "events"]))
     parts.append(tabulate(rep["by_local_port"].items(),

@@ -12,7 +12,7 @@ import sys
 from . import counters as kcounters
 from . import provoke
 from .filters import Filters
-from .hooks import KIND_CHALLENGE_ACK
+from .hooks import BLIND_SPOTS
 from .netns import NamespacePair
 from .output import path_of
 from .session import Session
@@ -50,22 +50,24 @@ class Result:
 
 
 def capabilities(tracer):
-    """What this tracer can observe: {"challenge_ack", "packets"}."""
-    caps = set()
-    for p in tracer.attached():
-        if p.hook.kind == KIND_CHALLENGE_ACK:
-            caps.add("challenge_ack")
-        if p.hook.key in ("TP_NET_DEV_QUEUE", "NF_SEND_RESET",
-                          "NF_SEND_RESET6"):
-            caps.add("packets")
-    return caps
+    """What this tracer can observe, of BLIND_SPOTS' keys."""
+    return set(BLIND_SPOTS) - set(tracer.blind_spots())
 
 
-UNOBSERVABLE = {
-    "challenge_ack": "challenge ACKs need kprobe/fentry mode "
-                     "(tcp_send_challenge_ack has no tracepoint)",
-    "packets": "netfilter RSTs need --packets or nf_send_reset hooks",
-}
+# RSTs the kernel sends with no full socket (tcp_v4/v6_send_reset from
+# tcp_v4_rcv with no socket or a TIME_WAIT one).
+SOCKETLESS_CAUSES = {"no-listener", "no-connection", "data-after-close"}
+
+
+def need_of(expect):
+    """The capability an expected event needs, or None."""
+    if expect.kind == "challenge_ack":
+        return "challenge_ack"
+    if expect.cause == "firewall-reject":
+        return "packets"
+    if expect.kind == "sent" and expect.cause in SOCKETLESS_CAUSES:
+        return "socketless"
+    return None
 
 
 def judge(scenario, events, caps, error, counters=None):
@@ -76,11 +78,10 @@ def judge(scenario, events, caps, error, counters=None):
     notes = []
     required = set()
     for exp in scenario.expects:
-        need = ("challenge_ack" if exp.kind == "challenge_ack" else
-                "packets" if exp.cause == "firewall-reject" else None)
+        need = need_of(exp)
         if need and need not in caps:
-            notes.append("cannot show %s %s here: %s"
-                         % (exp.side, exp.kind, UNOBSERVABLE[need]))
+            notes.append("cannot show %s %s %s here: %s"
+                         % (exp.side, exp.kind, exp.cause, BLIND_SPOTS[need]))
         else:
             required.add(exp.key())
     expected = {e.key() for e in scenario.expects} | scenario.allow

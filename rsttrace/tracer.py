@@ -192,6 +192,11 @@ class Tracer:
     def attached(self):
         return [p for p in self.placements if not p.skipped]
 
+    def blind_spots(self):
+        """{key: why}: what this tracer cannot see on this kernel."""
+        return hooks.blind_spots(self.mode,
+                                 [p.hook for p in self.attached()])
+
     def poll(self, timeout_ms=100):
         if self.ringbuf:
             self.bpf.ring_buffer_poll(timeout_ms)

@@ -170,3 +170,31 @@ def test_packet_hook(stack, cause):
     r = rec(hook="net:net_dev_queue", seg_flags="RST|ACK", seg_len=0,
             stack=stack)
     assert attribute(r)[0] == cause
+
+
+def _packet_rst(flags, seq, frames):
+    return {"kind": "sent", "hook": "net:net_dev_queue", "state": None,
+            "reason": None, "seg_flags": flags, "seq": seq, "ack": 77,
+            "stack": ["__dev_queue_xmit", "ip6_finish_output2"] + frames}
+
+
+V6_REPLY = ["ip6_xmit", "tcp_v6_send_response", "tcp_v6_send_reset",
+            "tcp_v6_rcv", "ip6_protocol_deliver_rcu",
+            "__netif_receive_skb_one_core", "process_backlog"]
+
+
+def test_tcp_reply_seen_only_as_packet_answering_a_syn():
+    # 6.1 in tracepoint mode: tcp:tcp_send_reset missed it, --packets saw it
+    cause, why = attribute(_packet_rst("RST|ACK", 0, V6_REPLY))
+    assert cause == "no-listener"
+    assert "seen as a packet" in why
+
+
+def test_tcp_reply_seen_only_as_packet_answering_an_ack():
+    cause, _ = attribute(_packet_rst("RST", 12345, V6_REPLY))
+    assert cause == "no-connection"
+
+
+def test_packet_rst_outside_tcp_and_netfilter_is_unknown():
+    cause, _ = attribute(_packet_rst("RST", 1, ["packet_sendmsg"]))
+    assert cause == "unknown"

@@ -265,3 +265,21 @@ def test_place_btf_only_hook_without_btf(kern):
     assert p.skipped and "BTF" in p.skipped
     p = place(BY_KEY["NF_SEND_RESET"], "kprobe", None, version=(6, 1))
     assert p.skipped
+
+
+def test_blind_spots_by_mode_and_tracepoint_format(monkeypatch):
+    from rsttrace import hooks, kernel
+    fn = [h for h in hooks.ALL_HOOKS if not h.tracepoint]
+    tps = [h for h in hooks.ALL_HOOKS if h.tracepoint and
+           h is not hooks.PACKET_HOOK]
+    old = "field:const void * skbaddr;\nfield:__u16 sport;\n"
+    new = old + "field:enum sk_rst_reason reason;\n"
+    monkeypatch.setattr(kernel, "tracepoint_format", lambda c, n: old)
+    assert set(hooks.blind_spots("kprobe", fn)) == set()
+    assert set(hooks.blind_spots("tracepoint", tps)) == {
+        "challenge_ack", "socketless", "packets"}
+    assert set(hooks.blind_spots("tracepoint", tps + [hooks.PACKET_HOOK])) \
+        == {"challenge_ack", "socketless"}
+    monkeypatch.setattr(kernel, "tracepoint_format", lambda c, n: new)
+    assert set(hooks.blind_spots("tracepoint", tps)) == {"challenge_ack",
+                                                         "packets"}

@@ -1,7 +1,10 @@
 """Verdicts: events against expectations, counters against rules."""
 
+from rsttrace.hooks import BLIND_SPOTS
 from rsttrace.scenario_run import judge
 from rsttrace.scenarios import Scenario
+
+ALL = set(BLIND_SPOTS)          # a tracer that sees everything
 
 
 def _sc(expects, allow=(), counters=None):
@@ -14,14 +17,14 @@ def _ev(side, kind, cause):
 
 def test_pass_when_expected_seen():
     sc = _sc([("b", "sent", "no-listener")])
-    verdict, ok, _ = judge(sc, [_ev("b", "sent", "no-listener")], set(), None)
+    verdict, ok, _ = judge(sc, [_ev("b", "sent", "no-listener")], ALL, None)
     assert ok and verdict == "pass"
 
 
 def test_missing_and_unexpected():
     sc = _sc([("b", "sent", "no-listener")])
     verdict, ok, _ = judge(sc, [_ev("a", "sent", "linger-zero-close")],
-                           set(), None)
+                           ALL, None)
     assert not ok
     assert "missing b sent no-listener" in verdict
     assert "unexpected a sent linger-zero-close" in verdict
@@ -54,3 +57,17 @@ def test_challenge_ack_unobservable_is_said():
     sc = _sc([("a", "challenge_ack", "challenge-ack")])
     verdict, ok, notes = judge(sc, [], set(), None)
     assert ok and verdict.startswith("cannot show")
+
+
+def test_socketless_rst_unseen_by_old_tracepoint_is_said():
+    """Before 6.10, tracepoint mode misses RSTs sent without a socket: the
+    verdict says so instead of failing; what it can see still counts."""
+    sc = _sc([("b", "sent", "no-listener"), ("a", "received",
+                                             "reset-received")])
+    caps = ALL - {"socketless"}
+    verdict, ok, notes = judge(sc, [_ev("a", "received", "reset-received")],
+                               caps, None)
+    assert ok and "cannot show b sent no-listener" in verdict
+    assert "6.10" in notes[0]
+    verdict, ok, _ = judge(sc, [], caps, None)
+    assert not ok and "missing a received reset-received" in verdict

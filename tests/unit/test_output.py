@@ -245,3 +245,23 @@ def test_path_of():
     assert path_of(["a.isra.0"]) == "a"
     assert path_of([]) == "-"
     assert path_of(None) == "-"
+
+
+def test_table_wraps_columns_itself():
+    """Wrapping does not rely on tabulate's maxcolwidths (0.8.10+): Debian
+    11 and 12 ship older tabulate."""
+    from rsttrace.output import table
+    text = table([["a", "one two three four five six", 7]], ["x", "y", "n"],
+                 [None, 9, None])
+    body = text.splitlines()[2:]
+    assert [line.split()[-1] for line in body][0] == "7"
+    assert [line.strip() for line in body][1:] == ["three", "four five",
+                                                   "six"]
+    assert "one two" in body[0]
+    assert "one two three four" not in text     # wrapped
+
+
+def test_table_keeps_line_breaks_in_cells():
+    from rsttrace.output import table
+    text = table([["a", "first\nsecond"]], ["x", "y"], [None, 40])
+    assert "first" in text.splitlines()[2] and "second" in text.splitlines()[3]

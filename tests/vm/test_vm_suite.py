@@ -33,6 +33,7 @@ def runs(tmp_path_factory):
         _, err = proc.communicate(timeout=1800)
         assert proc.returncode == 0, "vm-image %s: %s" % (suite, err)
     procs = {}
+    keep = os.environ.get("RSTTRACE_VM_ARTIFACTS")   # e.g. for the matrix
     for suite in SUITES:
         art = tmp_path_factory.mktemp(suite)
         log = open(art / "vm.log", "w")
@@ -47,6 +48,11 @@ def runs(tmp_path_factory):
         results = [json.loads(line) for f in art.glob("scenarios-*.jsonl")
                    for line in f.read_text().splitlines() if line.strip()]
         out[suite] = (rc, (art / "vm.log").read_text(), results)
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            subprocess.run(["cp", "-r", "%s/." % art, keep], check=True)
+            os.replace(os.path.join(keep, "vm.log"),
+                       os.path.join(keep, "vm-%s.log" % suite))
     return out
 
 
