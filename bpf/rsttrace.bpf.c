@@ -366,6 +366,15 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		if (!sk)
 			ev.netns = skb_netns(skb);
 	}
+	/* tcp_v4_send_reset() and tcp_v6_send_reset() return without sending
+	 * anything when the segment is itself an RST ("Never send a reset in
+	 * response to a reset", net/ipv4/tcp_ipv4.c and net/ipv6/tcp_ipv6.c,
+	 * every version). tcp:tcp_send_reset fires after that check; a kprobe
+	 * or fentry on entry fires before it, so drop those here. */
+	if ((hook == HOOK_ID_TCP_V4_SEND_RESET ||
+	     hook == HOOK_ID_TCP_V6_SEND_RESET) && have_pkt &&
+	    (ev.seg_flags & TCPF_RST))
+		return 0;
 
 	/* Addresses, ports and sequence numbers in the RST's own direction. */
 	if (pkt_is_rst) {

@@ -96,6 +96,20 @@ def test_closed_port(traced, family):
     assert (s["cause"], r["cause"]) == ("no-listener", "reset-received")
 
 
+def test_no_reply_to_an_rst(traced):
+    """An RST that finds no socket is not answered (tcp_v4_send_reset
+    returns early): a probe on the function's entry must not report it as
+    sent."""
+    pair, session, records = traced
+    start = len(records)
+    port = provoke._free_port(pair, "b", 4)
+    craft.send_segment(pair, "a", "b", 40002, port, seq=1000, ack=0,
+                       flags=craft.RST)
+    provoke.settle(0.2)
+    session.drain()
+    assert [r for r in records[start:] if r["kind"] == "sent"] == []
+
+
 def test_linger_zero(traced):
     pair, p, sent, received = provoke_and_collect(
         traced, provoke.linger_zero, 4)
