@@ -1,7 +1,6 @@
 """rsttrace's command line (click)."""
 
 import json
-import os
 import sys
 
 import click
@@ -11,6 +10,7 @@ from . import doctor as doctormod
 from . import filters as filtersmod
 from .errors import RsttraceError, UsageError
 from .hooks import MODES
+from .outfile import OutputFile
 from .output import table
 
 try:
@@ -31,44 +31,6 @@ def _positive(value, name):
         raise click.BadParameter("%s must be above 0" % value,
                                  param_hint=name)
     return value
-
-
-class Output:
-    """The output file: stdout, or a file written whole or not at all
-    (a temporary name renamed into place when the run ends)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.tmp = None
-        self.stream = None
-
-    def open(self):
-        if not self.path or self.path == "-":
-            self.stream = sys.stdout
-            return self.stream
-        directory = os.path.dirname(os.path.abspath(self.path))
-        self.tmp = os.path.join(directory, ".%s.rsttrace-partial"
-                                % os.path.basename(self.path))
-        try:
-            self.stream = open(self.tmp, "w")
-        except OSError as e:
-            self.tmp = None
-            raise RsttraceError("cannot write %s (%s)" % (self.path,
-                                                          e.strerror),
-                                "choose a writable path with --output")
-        return self.stream
-
-    def commit(self):
-        if self.tmp:
-            self.stream.close()
-            os.replace(self.tmp, self.path)
-            self.tmp = None
-
-    def discard(self):
-        if self.tmp:
-            self.stream.close()
-            os.unlink(self.tmp)
-            self.tmp = None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,7 +92,7 @@ def trace(mode, as_json, output, ports, hosts, pid, comm, netns, ipv4, ipv6,
     from .session import Session
     from .tracer import Tracer
 
-    out = Output(output)
+    out = OutputFile(output)
     try:
         filt = filtersmod.build(ports, hosts, pid, comm, netns, ipv4, ipv6)
         if buffer_pages and buffer_pages & (buffer_pages - 1):
@@ -300,7 +262,7 @@ def _run_catalogue(names, as_json, mode, summary, output=None):
     from .scenario_run import TABLE_HEADERS, run_scenarios, table_rows
     from .scenarios import by_name
     chosen = by_name(list(names))
-    out = Output(output) if output else None
+    out = OutputFile(output) if output else None
     if out:
         out.open()                      # a bad path fails before the run
     try:
@@ -369,7 +331,7 @@ def matrix(results, output, date):
     try:
         text = markdown(load(results),
                         date=date or datetime.date.today().isoformat())
-        out = Output(output)
+        out = OutputFile(output)
         out.open().write(text)
         out.commit()
     except RsttraceError as e:

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from rsttrace.netns import NamespacePair  # noqa: E402
+from rsttrace.outfile import OutputFile  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RSTTRACE = os.path.join(HERE, ".venv", "bin", "rsttrace")
@@ -530,10 +531,10 @@ def main():
                         if not a.quick else
                         tempfile.mktemp(prefix="rsttrace-bench-",
                                         suffix=".md"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    out = OutputFile(path)
+    out.open().write(text)
+    out.commit()
     print(text)
     log("wrote %s in %.0f s" % (path, took))
 

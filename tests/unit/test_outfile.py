@@ -1,0 +1,88 @@
+"""-o FILE: a regular file appears whole or not at all; a device, FIFO or
+symlink is never replaced by a regular file (bench's `-o /dev/null` once
+turned this host's /dev/null into one)."""
+
+import os
+import stat
+import threading
+
+import pytest
+
+from rsttrace.errors import RsttraceError
+from rsttrace.outfile import OutputFile
+
+
+def test_regular_file_appears_only_on_commit(tmp_path):
+    path = tmp_path / "out.jsonl"
+    out = OutputFile(str(path))
+    out.open().write("one\n")
+    assert not path.exists()
+    out.commit()
+    assert path.read_text() == "one\n"
+    assert os.listdir(str(tmp_path)) == ["out.jsonl"]
+
+
+def test_discard_leaves_an_existing_file_as_it_was(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text("before\n")
+    out = OutputFile(str(path))
+    out.open().write("half")
+    out.discard()
+    assert path.read_text() == "before\n"
+    assert os.listdir(str(tmp_path)) == ["out.jsonl"]
+
+
+def test_replacing_keeps_the_file_mode(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text("old\n")
+    os.chmod(str(path), 0o640)
+    out = OutputFile(str(path))
+    out.open().write("new\n")
+    out.commit()
+    assert path.read_text() == "new\n"
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o640
+
+
+def test_a_symlink_stays_and_its_target_is_written(tmp_path):
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    os.symlink(str(target), str(link))
+    out = OutputFile(str(link))
+    out.open().write("new\n")
+    out.commit()
+    assert os.path.islink(str(link))
+    assert target.read_text() == "new\n"
+
+
+def test_dev_null_stays_a_device():
+    before = os.stat("/dev/null")
+    assert stat.S_ISCHR(before.st_mode), "/dev/null is not a device here"
+    out = OutputFile("/dev/null")
+    out.open().write("x" * 100)
+    out.commit()
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
+    assert not os.path.exists("/dev/.null.rsttrace-partial")
+
+
+def test_a_fifo_is_written_through(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(str(fifo))
+    got = []
+    reader = threading.Thread(target=lambda: got.append(
+        open(str(fifo)).read()))
+    reader.start()
+    out = OutputFile(str(fifo))
+    out.open().write("line\n")
+    out.commit()
+    reader.join(10)
+    assert got == ["line\n"]
+    assert stat.S_ISFIFO(os.stat(str(fifo)).st_mode)
+    assert os.listdir(str(tmp_path)) == ["pipe"]
+
+
+def test_unwritable_directory_is_one_clear_error(tmp_path):
+    with pytest.raises(RsttraceError) as e:
+        OutputFile(str(tmp_path / "missing" / "out.jsonl")).open()
+    assert "cannot write" in str(e.value)
