@@ -205,6 +205,11 @@ static __always_inline void read_full_sock(struct rst_event *ev,
 	ev->snd_nxt = b;
 	READ(a, sk + OFF_TP_SND_UNA);
 	ev->snd_unacked = b - a;
+	/* TCP_LINGER2 < 0 is stored as -1 (do_tcp_setsockopt()): __tcp_close()
+	 * then aborts in FIN_WAIT2 in state CLOSE, as it does when
+	 * tcp_check_oom() finds too many orphans; before 6.10 (no reason)
+	 * only this field tells the two apart. */
+	READ(ev->linger2, sk + OFF_TP_LINGER2);
 	ev->flags |= EV_TCP_SOCK;
 }
 
@@ -470,6 +475,8 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 			key.facts |= AGG_UNREAD;
 		if ((ev.flags & EV_LISTENER) && ev.backlog > ev.backlog_max)
 			key.facts |= AGG_BACKLOG_FULL;
+		if ((ev.flags & EV_TCP_SOCK) && ev.linger2 < 0)
+			key.facts |= AGG_LINGER2_NEG;
 		n = agg.lookup(&key);
 		if (n)
 			__sync_fetch_and_add(n, 1);

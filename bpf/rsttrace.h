@@ -53,6 +53,7 @@
 #define AGG_LINGER_ZERO 0x02   /* SO_LINGER on with time 0 */
 #define AGG_UNREAD 0x04        /* unread bytes in the receive queue */
 #define AGG_BACKLOG_FULL 0x08  /* listener backlog above its limit */
+#define AGG_LINGER2_NEG 0x10   /* TCP_LINGER2 < 0 */
 
 struct agg_key {
 	s32 reason;
@@ -107,6 +108,7 @@ struct rst_event {
 	u32 backlog;      /* sk_ack_backlog */
 	u32 backlog_max;  /* sk_max_ack_backlog */
 	u32 seg_len;      /* payload of the packet handled */
+	s32 linger2;      /* tcp_sock.linger2 (TCP_LINGER2): jiffies, -1 */
 	u16 sport;
 	u16 dport;
 	u8 saddr[16];

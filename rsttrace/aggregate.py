@@ -20,6 +20,7 @@ AGG_SEG_DATA = 0x01
 AGG_LINGER_ZERO = 0x02
 AGG_UNREAD = 0x04
 AGG_BACKLOG_FULL = 0x08
+AGG_LINGER2_NEG = 0x10
 
 
 def key_record(key, decoder):
@@ -39,6 +40,8 @@ def key_record(key, decoder):
         "linger": (0 if facts & AGG_LINGER_ZERO else 1)
         if flags & EV_LINGER else None,
         "rcv_unread": (1 if facts & AGG_UNREAD else 0)
+        if flags & EV_TCP_SOCK else None,
+        "linger2": (-1 if facts & AGG_LINGER2_NEG else 0)
         if flags & EV_TCP_SOCK else None,
         "backlog": (1 if facts & AGG_BACKLOG_FULL else 0) if listener
         else None,

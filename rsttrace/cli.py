@@ -1,6 +1,7 @@
 """rsttrace's command line (click)."""
 
 import json
+import os
 import sys
 
 import click
@@ -203,6 +204,12 @@ def doctor(as_json):
         sys.exit(1)
 
 
+HOST_WIDE_HELP = ("Also run the scenarios that change a host-wide setting "
+                  "for a moment (memory-pressure: net.ipv4.tcp_max_orphans "
+                  "0, which resets any connection closed meanwhile). Only "
+                  "on a machine you can spare, e.g. a VM.")
+
+
 @main.group()
 def scenarios():
     """The RST situations of the source articles, reproduced in namespaces."""
@@ -234,11 +241,12 @@ def scenarios_list(as_json):
 @click.option("-o", "--output", metavar="FILE",
               help="Also write the results as JSON lines to FILE (input "
                    "of `rsttrace matrix`), whole or not at all.")
-def scenarios_run(names, as_json, mode, output):
+@click.option("--host-wide", is_flag=True, help=HOST_WIDE_HELP)
+def scenarios_run(names, as_json, mode, output, host_wide):
     """Trace while each scenario runs; a verdict per scenario."""
     try:
         ok = _run_catalogue(names, as_json, mode, summary=False,
-                            output=output)
+                            output=output, host_wide=host_wide)
     except RsttraceError as e:
         fail(e)
     sys.exit(0 if ok else 1)
@@ -248,19 +256,24 @@ def scenarios_run(names, as_json, mode, output):
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per scenario instead of tables.")
 @click.option("--mode", type=click.Choice(("auto",) + MODES), default="auto")
-def demo(as_json, mode):
+@click.option("--host-wide", is_flag=True, help=HOST_WIDE_HELP)
+def demo(as_json, mode, host_wide):
     """Run every scenario and show what rsttrace saw and why."""
     try:
-        ok = _run_catalogue((), as_json, mode, summary=True)
+        ok = _run_catalogue((), as_json, mode, summary=True,
+                            host_wide=host_wide)
     except RsttraceError as e:
         fail(e)
     sys.exit(0 if ok else 1)
 
 
-def _run_catalogue(names, as_json, mode, summary, output=None):
+def _run_catalogue(names, as_json, mode, summary, output=None,
+                   host_wide=False):
     from .output import Summary
     from .scenario_run import TABLE_HEADERS, run_scenarios, table_rows
-    from .scenarios import by_name
+    from .scenarios import HOST_WIDE_ENV, by_name
+    if host_wide:
+        os.environ[HOST_WIDE_ENV] = "1"
     chosen = by_name(list(names))
     out = OutputFile(output) if output else None
     if out:

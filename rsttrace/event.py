@@ -33,7 +33,7 @@ TCP_FLAG_NAMES = ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"),
 FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
           "daddr", "dport", "state", "reason", "netns", "pid", "comm",
           "context", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
-          "linger", "backlog", "backlog_max", "seg_flags", "seg_len",
+          "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
           "cause", "explanation", "stack")
 
 # Frames that belong to the tracing machinery, not to the kernel path.
@@ -158,6 +158,10 @@ class Decoder:
             linger = (ev.lingertime / self.hz) if self.hz else None
             if linger is not None and linger == int(linger):
                 linger = int(linger)
+        linger2 = None
+        if tcp_sock:
+            linger2 = ev.linger2 if ev.linger2 < 0 else (
+                ev.linger2 // self.hz if self.hz else None)
         seq_ok = bool(flags & EV_SEQ)
         has_sock = bool(flags & EV_SOCK)
         return {
@@ -184,6 +188,7 @@ class Decoder:
             "snd_unsent": ev.snd_unsent if tcp_sock else None,
             "snd_unacked": ev.snd_unacked if tcp_sock else None,
             "linger": linger,
+            "linger2": linger2,
             "backlog": ev.backlog if listener else None,
             "backlog_max": ev.backlog_max if listener else None,
             "seg_flags": tcp_flags(ev.seg_flags) if flags & EV_PACKET

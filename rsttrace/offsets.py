@@ -37,6 +37,8 @@ FIELDS = {
     "OFF_TP_WRITE_SEQ": ("tcp_sock", ["write_seq"], 4),
     "OFF_TP_SND_NXT": ("tcp_sock", ["snd_nxt"], 4),
     "OFF_TP_SND_UNA": ("tcp_sock", ["snd_una"], 4),
+    # TCP_LINGER2: jiffies, -1 when set negative (abort in FIN_WAIT2)
+    "OFF_TP_LINGER2": ("tcp_sock", ["linger2"], 4),
     # struct net -> ns_common.inum: the namespace's inode number
     "OFF_NET_INUM": ("net", ["ns.inum"], 4),
     # struct sk_buff (include/linux/skbuff.h)
@@ -74,6 +76,7 @@ HEADER_EXPRESSIONS = {
     "OFF_TP_WRITE_SEQ": "offsetof(struct tcp_sock, write_seq)",
     "OFF_TP_SND_NXT": "offsetof(struct tcp_sock, snd_nxt)",
     "OFF_TP_SND_UNA": "offsetof(struct tcp_sock, snd_una)",
+    "OFF_TP_LINGER2": "offsetof(struct tcp_sock, linger2)",
     "OFF_NET_INUM": "offsetof(struct net, ns.inum)",
     "OFF_SKB_HEAD": "offsetof(struct sk_buff, head)",
     "OFF_SKB_DATA": "offsetof(struct sk_buff, data)",

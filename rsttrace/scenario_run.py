@@ -15,6 +15,7 @@ from .filters import Filters
 from .hooks import BLIND_SPOTS
 from .netns import NamespacePair
 from .output import path_of
+from .scenarios import HOST_WIDE_ENV, host_wide_allowed
 from .session import Session
 from .tracer import Tracer, require_root
 
@@ -132,6 +133,13 @@ def run_scenarios(scenarios, mode="auto", progress=None):
 
 
 def _run_one(sc, tracer, session, records, caps):
+    if sc.host_wide and not host_wide_allowed():
+        note = ("it changes the host-wide %s for a moment, which other "
+                "connections of this host would feel; it runs in the VM "
+                "suite, or here with --host-wide (%s=1)"
+                % (sc.host_wide, HOST_WIDE_ENV))
+        return Result(sc, [], {}, None, None, "cannot show here: " + note,
+                      True, [note])
     pair = NamespacePair()
     app = error = None
     sides = {}

@@ -8,6 +8,7 @@ netns.NamespacePair) and declares what it expects: for each side, the
 traces while they run and gives a verdict per scenario.
 """
 
+import os
 import select
 import socket
 import struct
@@ -40,7 +41,8 @@ class Expect:
 
 class Scenario:
     def __init__(self, name, title, sources, fn, expects, allow=(),
-                 needs=(), counters=None, kernel_note=None):
+                 needs=(), counters=None, kernel_note=None,
+                 host_wide=None):
         self.name = name
         self.title = title
         self.sources = sources
@@ -53,6 +55,9 @@ class Scenario:
         self.counters = counters or {}
         # what kernel history says about this situation (docs/kernel-matrix)
         self.kernel_note = kernel_note
+        # a host-wide setting the scenario changes for a moment (not per
+        # namespace): it runs only where that is allowed (host_wide_allowed)
+        self.host_wide = host_wide
 
     def expected_text(self):
         if not self.expects:
@@ -64,12 +69,22 @@ CATALOGUE = []
 
 
 def scenario(name, title, sources, expects, allow=(), needs=(),
-             counters=None, kernel_note=None):
+             counters=None, kernel_note=None, host_wide=None):
     def register(fn):
         CATALOGUE.append(Scenario(name, title, sources, fn, expects, allow,
-                                  needs, counters, kernel_note))
+                                  needs, counters, kernel_note, host_wide))
         return fn
     return register
+
+
+HOST_WIDE_ENV = "RSTTRACE_HOST_WIDE"
+
+
+def host_wide_allowed():
+    """Whether scenarios may change host-wide settings for a moment: only
+    when asked (`--host-wide`, or RSTTRACE_HOST_WIDE=1 as the VM suite
+    sets it), since other connections of the host would feel it."""
+    return os.environ.get(HOST_WIDE_ENV) == "1"
 
 
 # -- helpers ---------------------------------------------------------------
@@ -474,6 +489,64 @@ def _linger2(pair):
     time.sleep(0.1)
     cli.close()
     return provoke._recv_error(srv)
+
+
+MAX_ORPHANS = "/proc/sys/net/ipv4/tcp_max_orphans"
+
+
+def _orphans(pair, n):
+    """n orphaned sockets on side a: connections closed while b drops
+    their FINs, left retransmitting in FIN_WAIT1."""
+    lst, port = _listener(pair, "b", backlog=n)
+    clients = []
+    for _ in range(n):
+        clients.append(pair.socket("a", socket.AF_INET))
+        clients[-1].connect((pair.ipv4["b"], port))
+        srv, _ = lst.accept()
+        pair._sockets.append(srv)       # closed with the pair, not here
+    lst.close()
+    pair.nft("b", "add table inet rsttrace_orphans; add chain inet "
+             "rsttrace_orphans drop_in { type filter hook input priority 0; "
+             "}; add rule inet rsttrace_orphans drop_in tcp dport %d drop"
+             % port)
+    for cli in clients:
+        cli.close()
+
+
+@scenario("memory-pressure", "closing a connection while the host has more "
+          "orphaned sockets than net.ipv4.tcp_max_orphans allows: the kernel "
+          "aborts it with an RST instead of a FIN handshake", [],
+          [("a", "sent", "memory-pressure"),
+           ("b", "received", "reset-received")],
+          # __tcp_close sent its FIN just before the RST: b's ACK of that
+          # FIN may reach a when the socket is gone (seen on 5.10)
+          allow=[("a", "sent", "no-connection")],
+          counters={"a": {"TcpExt:TCPAbortOnMemory": ">=1"}},
+          host_wide="net.ipv4.tcp_max_orphans",
+          kernel_note="__tcp_close() orphans the socket, then "
+          "tcp_check_oom() compares the host's orphan count with "
+          "tcp_max_orphans (and TCP memory with tcp_mem) and aborts with an "
+          "RST in state CLOSE (reason TCP_ABORT_ON_MEMORY since 6.10). The "
+          "count it reads lags: before 5.16 a percpu_counter whose quick read "
+          "misses up to 32 orphans per CPU, since then a cache refreshed "
+          "every 100 ms (tcp_orphan_update); so the scenario makes 64 "
+          "orphans first and waits a moment.")
+def _memory_pressure(pair):
+    # tcp_max_orphans exists only in the initial network namespace and
+    # counts the orphans of every namespace.
+    _orphans(pair, 64)
+    time.sleep(0.3)
+    cli, srv = provoke._connected(pair, 4)
+    with open(MAX_ORPHANS) as f:
+        old = f.read().strip()
+    try:
+        with open(MAX_ORPHANS, "w") as f:
+            f.write("0")
+        cli.close()
+    finally:
+        with open(MAX_ORPHANS, "w") as f:
+            f.write(old)
+    return "tcp_max_orphans 0 for the close, %s again" % old
 
 
 @scenario("socket-killed", "an administrator kills the socket (ss -K)",

@@ -58,6 +58,7 @@ class Session:
         few keys repeat and each is decided once."""
         key = (ev.stack_id, ev.kind, ev.hook, ev.state, ev.reason,
                ev.flags, ev.seg_flags, bool(ev.seg_len), record["linger"],
+               (record["linger2"] or 0) < 0,
                bool(record["rcv_unread"]),
                (record["backlog"] or 0) > (record["backlog_max"] or 0))
         if ev.stack_id < 0:

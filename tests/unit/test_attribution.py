@@ -82,6 +82,37 @@ def rec(**kw):
                                    "tcp_write_timeout"]), "memory-pressure"),
     (rec(state="CLOSE", reason="TCP_ABORT_ON_MEMORY",
          stack=["tcp_send_active_reset", "__tcp_close"]), "memory-pressure"),
+    # tcp_out_of_resources inlined (6.x): its callers in the timer path
+    (rec(state="FIN_WAIT1", stack=["tcp_send_active_reset",
+                                   "tcp_retransmit_timer",
+                                   "tcp_write_timer_handler",
+                                   "tcp_write_timer", "call_timer_fn"]),
+     "memory-pressure"),
+    (rec(state="FIN_WAIT1", stack=["tcp_send_active_reset",
+                                   "tcp_probe_timer",
+                                   "tcp_write_timer_handler",
+                                   "tcp_release_cb", "release_sock"]),
+     "memory-pressure"),
+    # before 6.10 (no reason) __tcp_close's two resets in state CLOSE:
+    # TCP_LINGER2 < 0, or tcp_check_oom()
+    (rec(state="CLOSE", linger2=0, rcv_unread=0,
+         stack=["tcp_send_active_reset", "__tcp_close", "tcp_close"]),
+     "memory-pressure"),
+    (rec(state="CLOSE", linger2=-1, rcv_unread=0,
+         stack=["tcp_send_active_reset", "__tcp_close", "tcp_close"]),
+     "fin-wait2-timeout"),
+    # a record without linger2 (older captures) keeps the older answer
+    (rec(state="CLOSE", rcv_unread=0,
+         stack=["tcp_send_active_reset", "__tcp_close", "tcp_close"]),
+     "fin-wait2-timeout"),
+    # 6.10+: the reason decides even where linger2 would not
+    (rec(state="CLOSE", linger2=0, rcv_unread=0, reason="TCP_ABORT_ON_LINGER",
+         stack=["tcp_send_active_reset", "__tcp_close", "tcp_close"]),
+     "fin-wait2-timeout"),
+    # unread data wins over both (RFC 2525 reset on close)
+    (rec(state="CLOSE", linger2=0, rcv_unread=10,
+         stack=["tcp_send_active_reset", "__tcp_close", "tcp_close"]),
+     "unread-data-close"),
     # an orphan timing out in FIN_WAIT2 from the keepalive timer
     (rec(state="FIN_WAIT2", stack=["tcp_send_active_reset",
                                    "tcp_keepalive_timer"]),

@@ -53,6 +53,7 @@ def raw(**kw):
         pid=1234, tid=1235, netns=4026531840, stack_id=-1, reason=-1,
         seq=1000, ack=2000, rcv_nxt=3000, snd_nxt=4000, rcv_unread=0,
         snd_unsent=0, snd_unacked=0, backlog=0, backlog_max=0, seg_len=0,
+        linger2=0,
         sport=80, dport=40000, saddr=v4("10.0.0.1"), daddr=v4("10.0.0.2"),
         family=4, kind=hooks.KIND_SENT, hook=1, state=1, flags=EV_SOCK,
         seg_flags=0, pad=b"\0\0", comm=b"curl".ljust(16, b"\0"))
@@ -248,6 +249,16 @@ def test_linger(dec):
     assert rec["linger"] == 2 and isinstance(rec["linger"], int)
     rec = dec.record(raw(flags=EV_SOCK | EV_LINGER, lingertime=125))
     assert rec["linger"] == 0.5
+
+
+def test_linger2_in_seconds_for_full_sockets_only(dec):
+    assert dec.record(raw(flags=EV_SOCK, linger2=-1))["linger2"] is None
+    rec = dec.record(raw(flags=EV_SOCK | EV_TCP_SOCK, linger2=-1))
+    assert rec["linger2"] == -1
+    rec = dec.record(raw(flags=EV_SOCK | EV_TCP_SOCK, linger2=0))
+    assert rec["linger2"] == 0
+    rec = dec.record(raw(flags=EV_SOCK | EV_TCP_SOCK, linger2=2500))
+    assert rec["linger2"] == 10
 
 
 def test_linger_at_other_hz(ks):

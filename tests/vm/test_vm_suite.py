@@ -93,5 +93,11 @@ def test_guest_shows_challenge_acks_reject_and_overflow(runs, suite):
     assert abort.get("TcpExt:ListenOverflows", 0) >= 1
     assert "TcpExt:EmbryonicRsts" not in by["accept-overflow-no-abort"][
         "counters"]["b"]
+    # the guest may change host-wide settings: memory pressure for real
+    oom = by["memory-pressure"]
+    assert "cannot show" not in oom["verdict"], oom["verdict"]
+    assert ("a", "sent", "memory-pressure") in {
+        tuple(o) for o in oom["observed"]}
+    assert oom["counters"]["a"].get("TcpExt:TCPAbortOnMemory", 0) >= 1
     for r in results:
         assert r["ok"], "%s: %s" % (r["scenario"], r["verdict"])
