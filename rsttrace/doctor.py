@@ -53,11 +53,14 @@ def hook_rows(mode):
             continue
         args = ", ".join("%s=arg%d" % (r, i) for r, i in
                          sorted(p.positions.items()) if i >= 0)
-        used = (mode == "tracepoint") == h.tracepoint
-        rows.append((h.name, p.symbol,
-                     "%s (args from %s: %s)" % ("used" if used else
-                                                "present, not used",
-                                                p.source, args or "none")))
+        if h is hooks.PACKET_HOOK:      # opt-in, in every mode
+            use = "used with --packets"
+        elif (mode == "tracepoint") == h.tracepoint:
+            use = "used"
+        else:
+            use = "present, not used"
+        rows.append((h.name, p.symbol, "%s (args from %s: %s)"
+                     % (use, p.source, args or "none")))
     return rows
 
 

@@ -3,8 +3,11 @@
 The record is what `--json` prints, one per line; see FIELDS for its keys.
 """
 
+import collections
+import ctypes
 import datetime
 import ipaddress
+import struct
 import time
 
 from .hooks import HOOK_NAMES, KIND_NAMES
@@ -24,6 +27,36 @@ EV_LISTENER = 0x04
 EV_LINGER = 0x08
 EV_PACKET = 0x10
 EV_SEQ = 0x20
+
+# struct rst_event of bpf/rsttrace.h, member by member. Events are read
+# with one struct.unpack (native alignment, as the C compiler lays it out)
+# instead of ctypes attribute access, which costs more per event than the
+# rest of the decoding; tests/unit/test_event.py holds this to the header.
+RAW_FIELDS = (
+    ("ts_ns", "Q"), ("skaddr", "Q"), ("lingertime", "Q"), ("pid", "I"),
+    ("tid", "I"), ("netns", "I"), ("stack_id", "i"), ("reason", "i"),
+    ("seq", "I"), ("ack", "I"), ("rcv_nxt", "I"), ("snd_nxt", "I"),
+    ("rcv_unread", "I"), ("snd_unsent", "I"), ("snd_unacked", "I"),
+    ("backlog", "I"), ("backlog_max", "I"), ("seg_len", "I"),
+    ("linger2", "i"), ("sport", "H"), ("dport", "H"), ("saddr", "16s"),
+    ("daddr", "16s"), ("family", "B"), ("kind", "B"), ("hook", "B"),
+    ("state", "B"), ("flags", "B"), ("seg_flags", "B"), ("pad", "2s"),
+    ("comm", "16s"))
+RAW_STRUCT = struct.Struct("@" + "".join(f for _, f in RAW_FIELDS))
+RawEvent = collections.namedtuple("RawEvent", [n for n, _ in RAW_FIELDS])
+# sizeof(struct rst_event): the members plus the tail padding to its
+# alignment (8, for the u64 members)
+RAW_SIZE = -(-RAW_STRUCT.size // 8) * 8
+
+
+def unpack(data, size):
+    """The RawEvent at address `data` (a ring or perf buffer record)."""
+    if size < RAW_SIZE:
+        raise ValueError("event of %d bytes, struct rst_event has %d"
+                         % (size, RAW_SIZE))
+    return RawEvent._make(RAW_STRUCT.unpack(ctypes.string_at(
+        data, RAW_STRUCT.size)))
+
 
 TCP_FLAG_NAMES = ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"),
                   (0x08, "PSH"), (0x10, "ACK"), (0x20, "URG"),
@@ -102,6 +135,10 @@ class Decoder:
         self._syms = {}
         self._contexts = {}
         self._addrs = {}
+        self._shapes = {}
+        self._comms = {}
+        self._sec = None
+        self._sec_text = None
 
     def frames(self, stack_id, hook=None):
         """Symbolised frames of a stack id, innermost first. With `hook`
@@ -146,42 +183,80 @@ class Decoder:
             text = self._addrs[key] = address(key[0], family)
         return text
 
-    def record(self, ev):
+    def _shape(self, ev):
+        """What an event shares with every other event of the same kernel
+        path and socket facts, decided once: names, stack, context."""
+        key = (ev.stack_id, ev.kind, ev.hook, ev.state, ev.reason, ev.flags,
+               ev.seg_flags, ev.family, ev.lingertime, ev.linger2)
+        shape = self._shapes.get(key)
+        if shape is not None:
+            return shape
+        if len(self._shapes) > 65536:
+            self._shapes.clear()
         flags = ev.flags
-        family = ev.family or None
         hook = HOOK_NAMES.get(ev.hook, "hook_%d" % ev.hook)
         frames = self.frames(ev.stack_id, hook)
-        tcp_sock = bool(flags & EV_TCP_SOCK)
-        listener = bool(flags & EV_LISTENER)
-        linger = None
+        linger = linger2 = None
         if flags & EV_LINGER:
             linger = (ev.lingertime / self.hz) if self.hz else None
             if linger is not None and linger == int(linger):
                 linger = int(linger)
-        linger2 = None
-        if tcp_sock:
+        if flags & EV_TCP_SOCK:
             linger2 = ev.linger2 if ev.linger2 < 0 else (
                 ev.linger2 // self.hz if self.hz else None)
-        seq_ok = bool(flags & EV_SEQ)
-        has_sock = bool(flags & EV_SOCK)
+        shape = self._shapes[key] = (
+            KIND_NAMES.get(ev.kind, "unknown"), hook, ev.family or None,
+            TCP_STATES.get(ev.state, "STATE_%d" % ev.state)
+            if flags & EV_SOCK and ev.state else None,
+            self.reasons.name(ev.reason), self.context(ev.stack_id, frames),
+            linger, linger2,
+            tcp_flags(ev.seg_flags) if flags & EV_PACKET else None,
+            frames)
+        return shape
+
+    def time(self, ts_ns):
+        """ISO 8601 UTC with microseconds; the text up to the second is
+        made once per second."""
+        wall_us = (ts_ns + self.offset_ns) // 1000
+        sec, usec = divmod(wall_us, 1000000)
+        if sec != self._sec:
+            self._sec = sec
+            self._sec_text = datetime.datetime.fromtimestamp(
+                sec, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return "%s.%06d+00:00" % (self._sec_text, usec)
+
+    def comm(self, raw):
+        text = self._comms.get(raw)
+        if text is None:
+            if len(self._comms) > 4096:
+                self._comms.clear()
+            text = self._comms[raw] = bytes(raw).split(b"\0", 1)[0].decode(
+                "utf-8", "replace")
+        return text
+
+    def record(self, ev):
+        (kind, hook, family, state, reason, context, linger, linger2,
+         seg_flags, frames) = self._shape(ev)
+        flags = ev.flags
+        tcp_sock = flags & EV_TCP_SOCK
+        listener = flags & EV_LISTENER
+        seq_ok = flags & EV_SEQ
         return {
-            "time": iso_time(ev.ts_ns, self.offset_ns),
+            "time": self.time(ev.ts_ns),
             "ts_ns": ev.ts_ns,
-            "kind": KIND_NAMES.get(ev.kind, "unknown"),
+            "kind": kind,
             "hook": hook,
             "family": family,
             "saddr": self.address(ev.saddr, family) if family else None,
             "sport": ev.sport if family else None,
             "daddr": self.address(ev.daddr, family) if family else None,
             "dport": ev.dport if family else None,
-            "state": TCP_STATES.get(ev.state, "STATE_%d" % ev.state)
-            if has_sock and ev.state else None,
-            "reason": self.reasons.name(ev.reason),
+            "state": state,
+            "reason": reason,
             "netns": ev.netns or None,
             "pid": ev.pid,
-            "comm": bytes(ev.comm).split(b"\0", 1)[0].decode("utf-8",
-                                                            "replace"),
-            "context": self.context(ev.stack_id, frames),
+            "comm": self.comm(ev.comm),
+            "context": context,
             "seq": ev.seq if seq_ok else None,
             "ack": ev.ack if seq_ok else None,
             "rcv_unread": ev.rcv_unread if tcp_sock else None,
@@ -191,8 +266,7 @@ class Decoder:
             "linger2": linger2,
             "backlog": ev.backlog if listener else None,
             "backlog_max": ev.backlog_max if listener else None,
-            "seg_flags": tcp_flags(ev.seg_flags) if flags & EV_PACKET
-            else None,
+            "seg_flags": seg_flags,
             "seg_len": ev.seg_len if flags & EV_PACKET else None,
             "cause": None,
             "explanation": None,

@@ -21,6 +21,26 @@ def _endpoint(addr, port):
                                                                      port)
 
 
+def _compact_dumps():
+    """json.dumps(obj, separators=(",", ":")), with the C encoder made once
+    instead of per call where this Python has it."""
+    enc = json.JSONEncoder(separators=(",", ":"))
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii
+    except ImportError:
+        c_make_encoder = None
+    if c_make_encoder is None:
+        return enc.encode
+    c = c_make_encoder(None, enc.default, encode_basestring_ascii, None,
+                       ":", ",", False, False, True)
+
+    def dumps(obj):
+        if isinstance(obj, (dict, list)):
+            return "".join(c(obj, 0))
+        return enc.encode(obj)
+    return dumps
+
+
 class JsonWriter:
     """One JSON object per line. Lines are flushed by flush(), which the
     session calls after every batch it reads (at most 100 ms apart), not
@@ -29,26 +49,35 @@ class JsonWriter:
 
     def __init__(self, stream):
         self.stream = stream
-        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
-        self._stacks = {}
+        self._dumps = _compact_dumps()
+        self._tails = {}
 
     def event(self, record):
-        # The stack is the record's last key and, in a storm, the same few
-        # lists again and again (the decoder caches one per stack id): its
-        # JSON is made once per list.
-        stack = record.pop("stack", None)
-        if stack is None:
+        # cause, explanation and stack are the record's last keys and, in a
+        # storm, the same few values again and again (the decoder keeps one
+        # stack list per stack id; the explanation, a long sentence, comes
+        # from a small set): their JSON is made once per combination.
+        if "stack" not in record or "explanation" not in record:
             self.stream.write(self._dumps(record) + "\n")
             return
+        cause = record.pop("cause", None)
+        explanation = record.pop("explanation")
+        stack = record.pop("stack")
         try:
-            enc = self._stacks.get(id(stack))
-            if enc is None or enc[0] is not stack:
-                if len(self._stacks) > 4096:
-                    self._stacks.clear()
-                enc = self._stacks[id(stack)] = (stack, self._dumps(stack))
-            head = self._dumps(record)
-            self.stream.write(head[:-1] + ',"stack":' + enc[1] + "}\n")
+            key = (cause, explanation, id(stack))
+            tail = self._tails.get(key)
+            if tail is None or tail[0] is not stack:
+                if len(self._tails) > 4096:
+                    self._tails.clear()
+                tail = self._tails[key] = (stack, ',"cause":%s,"explanation":'
+                                           '%s,"stack":%s}\n' % (
+                                               self._dumps(cause),
+                                               self._dumps(explanation),
+                                               self._dumps(stack)))
+            self.stream.write(self._dumps(record)[:-1] + tail[1])
         finally:
+            record["cause"] = cause
+            record["explanation"] = explanation
             record["stack"] = stack
 
     def lost(self, count, total):

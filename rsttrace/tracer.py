@@ -6,10 +6,11 @@
     tracer.close()
 """
 
+import ctypes
 import os
 import sys
 
-from . import hooks, kernel, offsets
+from . import event, hooks, kernel, offsets
 from .errors import RsttraceError
 from .filters import Filters
 
@@ -162,10 +163,20 @@ class Tracer:
 
     def _open(self, on_event):
         events = self.bpf[b"events"]
+        # The struct as bcc compiled it, where this bcc lets us see it.
+        import bcc.table
+        compiled = getattr(bcc.table, "_get_event_class", None)
+        size = ctypes.sizeof(compiled(events)) if compiled else None
+        if size is not None and size != event.RAW_SIZE:
+            raise RsttraceError(
+                "struct rst_event is %d bytes in bpf/rsttrace.h but %d in "
+                "rsttrace/event.py" % (size, event.RAW_SIZE),
+                "change event.RAW_FIELDS with the header")
+        unpack = event.unpack
 
-        def callback(_ctx_or_cpu, data, _size):
+        def callback(_ctx_or_cpu, data, size):
             # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size)
-            on_event(events.event(data))
+            on_event(unpack(data, size))
 
         if self.ringbuf:
             events.open_ring_buffer(callback)

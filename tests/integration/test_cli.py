@@ -201,6 +201,9 @@ def test_doctor_reports_this_kernel():
     if not kprobes:
         assert doc["mode"] in ("fentry", "tracepoint")
         assert hooks["tcp:tcp_send_reset"]["status"].startswith("used")
+    # the packet hook is opt-in in every mode, and doctor says so
+    assert hooks["net:net_dev_queue"]["status"].startswith(
+        "used with --packets")
 
 
 def test_scenarios_results_feed_the_matrix(tmp_path):

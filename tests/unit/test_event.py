@@ -1,10 +1,12 @@
 """Decoder.record: the raw event of bpf/rsttrace.h to the JSON record, with
 fakes for the stack table and kallsyms."""
 
+import ctypes
+import datetime
 import ipaddress
 import os
 import re
-import types
+import struct
 
 import pytest
 
@@ -61,7 +63,80 @@ def raw(**kw):
     assert not unknown, unknown
     base.update(kw)
     assert set(base) == set(EVENT_FIELDS)
-    return types.SimpleNamespace(**base)
+    return event.RawEvent(**base)
+
+
+C_TYPES = {"u64": ("Q", ctypes.c_uint64), "u32": ("I", ctypes.c_uint32),
+           "s32": ("i", ctypes.c_int32), "u16": ("H", ctypes.c_uint16),
+           "u8": ("B", ctypes.c_uint8), "char": ("B", ctypes.c_char)}
+
+
+def rst_event_members():
+    """[(name, C type, array length or None)] of struct rst_event."""
+    body = re.search(r"struct rst_event \{(.*?)\};", header_text(), re.S)
+    out = []
+    for line in body.group(1).splitlines():
+        line = re.sub(r"/\*.*?\*/", "", line).strip()
+        m = re.match(r"(\w+)\s+(\w+)(?:\[(\d+)\])?;", line)
+        if m:
+            out.append((m.group(2), m.group(1),
+                        int(m.group(3)) if m.group(3) else None))
+    return out
+
+
+def test_raw_layout_is_the_header_struct():
+    members = rst_event_members()
+    assert [n for n, _ in event.RAW_FIELDS] == [n for n, _, _ in members]
+    for (name, fmt), (_, ctype, length) in zip(event.RAW_FIELDS, members):
+        want = "%ds" % length if length else C_TYPES[ctype][0]
+        assert fmt == want, name
+
+
+def c_struct():
+    """struct rst_event as a C compiler lays it out (ctypes)."""
+    fields = []
+    for name, ctype, length in rst_event_members():
+        t = C_TYPES[ctype][1]
+        fields.append((name, t * length if length else t))
+    return type("rst_event", (ctypes.Structure,), {"_fields_": fields})
+
+
+def test_raw_offsets_and_size_are_the_c_layout():
+    cls = c_struct()
+    assert ctypes.sizeof(cls) == event.RAW_SIZE
+    prefix = "@"
+    for name, fmt in event.RAW_FIELDS:
+        offset = struct.calcsize(prefix + fmt) - struct.calcsize("@" + fmt)
+        assert offset == getattr(cls, name).offset, name
+        prefix += fmt
+
+
+def test_unpack_reads_what_the_kernel_wrote():
+    ev = c_struct()()
+    ev.ts_ns, ev.pid, ev.stack_id, ev.reason = 2 ** 40 + 7, 4321, -14, -1
+    ev.linger2, ev.sport, ev.dport, ev.seg_flags = -1, 443, 50000, 0x14
+    ev.saddr[:] = list(v6("2001:db8::1"))
+    ev.comm = b"nginx"
+    raw = event.unpack(ctypes.addressof(ev), ctypes.sizeof(ev))
+    assert (raw.ts_ns, raw.pid, raw.stack_id, raw.reason) == (
+        2 ** 40 + 7, 4321, -14, -1)
+    assert (raw.linger2, raw.sport, raw.dport, raw.seg_flags) == (
+        -1, 443, 50000, 0x14)
+    assert raw.saddr == v6("2001:db8::1")
+    assert raw.comm == b"nginx".ljust(16, b"\0")
+    with pytest.raises(ValueError):
+        event.unpack(ctypes.addressof(ev), 100)
+
+
+def test_time_text_matches_datetime():
+    dec = Decoder(REASONS, 250)
+    for ts in (0, 999, 1_000_000_000, 1_999_999_999, 5 * 10 ** 17 + 123456789):
+        for off in (0, 1_796_000_000_000_000_000):
+            dec.offset_ns = off
+            want = datetime.datetime.fromtimestamp(
+                (ts + off) // 1000 / 1e6, datetime.timezone.utc).isoformat(
+                timespec="microseconds")
+            assert dec.time(ts) == want
 
 
 REASONS = ReasonNames({0: "NOT_SPECIFIED", 1: "NO_SOCKET",

@@ -265,3 +265,26 @@ def test_table_keeps_line_breaks_in_cells():
     from rsttrace.output import table
     text = table([["a", "first\nsecond"]], ["x", "y"], [None, 40])
     assert "first" in text.splitlines()[2] and "second" in text.splitlines()[3]
+
+
+def test_json_lines_are_exactly_json_dumps():
+    """The writer's cached tails and once-made encoder write what
+    json.dumps would, byte for byte."""
+    s = Stream()
+    w = JsonWriter(s)
+    recs = [record(), record(comm="caf\u00e9\t\"x\"", cause="unknown",
+                            explanation="a \u2013 b"),
+            record(cause=None, explanation=None, stack=["f.cold", "g"]),
+            record(), record(linger=0.5, seq=None)]
+    for r in recs:
+        w.event(r)
+    want = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs)
+    assert s.getvalue() == want
+
+
+def test_json_same_explanation_other_stack():
+    s = Stream()
+    w = JsonWriter(s)
+    w.event(record(stack=["a"]))
+    w.event(record(stack=["b"]))
+    assert [json.loads(l)["stack"] for l in s.lines()] == [["a"], ["b"]]
