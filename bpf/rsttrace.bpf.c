@@ -56,7 +56,9 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 #else
 BPF_PERF_OUTPUT(events);
 #endif
-BPF_STACK_TRACE(stacks, STACK_ENTRIES);
+/* Kernel stacks by a 64-bit hash of their frames (stack_key()). */
+BPF_TABLE("lru_hash", u64, struct stack_ips, stacks, STACK_ENTRIES);
+BPF_PERCPU_ARRAY(stack_scratch, struct stack_ips, 1);
 #ifdef SUMMARY_ONLY
 BPF_HASH(agg, struct agg_key, u64, AGG_ENTRIES);
 #endif
@@ -105,6 +107,42 @@ static __always_inline int same16(const u8 *a, const u8 *b)
 }
 
 #define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), (src))
+
+/*
+ * The kernel stack of this hook, stored in `stacks` under a 64-bit FNV-1a
+ * hash of its frames; returns the key (0: no stack). Not bcc's
+ * BPF_STACK_TRACE: bpf_get_stackid() fails with -EEXIST whenever the
+ * stack's bucket already holds a different stack (kernel/bpf/stackmap.c,
+ * without BPF_F_REUSE_STACKID; with it, ids already handed out change
+ * meaning), so on a host with many distinct stacks (every task a softirq
+ * interrupts makes one) kernel paths were lost for good. An LRU map forgets
+ * the stacks used least when it is full; user space reads each new stack
+ * within a poll interval and keeps it.
+ */
+static __always_inline u64 stack_key(void *ctx)
+{
+	int zero = 0;
+	struct stack_ips *s = stack_scratch.lookup(&zero);
+	u64 h = 0xcbf29ce484222325ULL;
+	long n;
+
+	if (!s)
+		return 0;
+	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), 0);
+	if (n <= 0)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < STACK_DEPTH; i++) {
+		if (i * 8 >= n)
+			s->ip[i] = 0;   /* bpf_get_stack() leaves the rest as is */
+		h = (h ^ s->ip[i]) * 0x100000001b3ULL;
+	}
+	if (!h)
+		h = 1;
+	if (!stacks.lookup(&h))
+		stacks.update(&h, s);
+	return h;
+}
 
 static __always_inline void count(int slot)
 {
@@ -450,7 +488,7 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 	if (!pass_filters(&ev))
 		return 0;
 	count(COUNT_MATCHED);
-	ev.stack_id = stacks.get_stackid(ctx, 0);
+	ev.stack_key = stack_key(ctx);
 
 #ifdef SUMMARY_ONLY
 	/* Summary mode: count in the kernel by what attribution needs, so a
@@ -464,7 +502,7 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		key.state = ev.state;
 		key.family = ev.family;
 		key.reason = ev.reason;
-		key.stack_id = ev.stack_id;
+		key.stack_key = ev.stack_key;
 		key.seg_flags = ev.seg_flags;
 		key.flags = ev.flags;
 		if (ev.seg_len)

@@ -56,8 +56,8 @@
 #define AGG_LINGER2_NEG 0x10   /* TCP_LINGER2 < 0 */
 
 struct agg_key {
+	u64 stack_key;
 	s32 reason;
-	s32 stack_id;
 	u8 kind;
 	u8 hook;
 	u8 state;
@@ -66,6 +66,14 @@ struct agg_key {
 	u8 flags;
 	u8 facts;
 	u8 pad;
+	u32 pad2;
+};
+
+/* Frames kept per kernel stack (innermost first; the rest are zero). */
+#define STACK_DEPTH 32
+
+struct stack_ips {
+	u64 ip[STACK_DEPTH];
 };
 
 struct addr16 {
@@ -93,10 +101,10 @@ struct rst_event {
 	u64 ts_ns;        /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
 	u64 skaddr;
 	u64 lingertime;   /* jiffies */
+	u64 stack_key;    /* key of the kernel stack in `stacks`, 0: none */
 	u32 pid;          /* tgid of the task running when the hook fired */
 	u32 tid;
 	u32 netns;        /* inode of the network namespace */
-	s32 stack_id;
 	s32 reason;       /* enum sk_rst_reason, -1: none */
 	u32 seq;
 	u32 ack;

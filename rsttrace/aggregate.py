@@ -46,7 +46,7 @@ def key_record(key, decoder):
         "backlog": (1 if facts & AGG_BACKLOG_FULL else 0) if listener
         else None,
         "backlog_max": 0 if listener else None,
-        "stack": decoder.frames(key.stack_id,
+        "stack": decoder.frames(key.stack_key,
                                 HOOK_NAMES.get(key.hook)),
     }
 

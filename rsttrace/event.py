@@ -33,8 +33,9 @@ EV_SEQ = 0x20
 # instead of ctypes attribute access, which costs more per event than the
 # rest of the decoding; tests/unit/test_event.py holds this to the header.
 RAW_FIELDS = (
-    ("ts_ns", "Q"), ("skaddr", "Q"), ("lingertime", "Q"), ("pid", "I"),
-    ("tid", "I"), ("netns", "I"), ("stack_id", "i"), ("reason", "i"),
+    ("ts_ns", "Q"), ("skaddr", "Q"), ("lingertime", "Q"),
+    ("stack_key", "Q"), ("pid", "I"), ("tid", "I"), ("netns", "I"),
+    ("reason", "i"),
     ("seq", "I"), ("ack", "I"), ("rcv_nxt", "I"), ("snd_nxt", "I"),
     ("rcv_unread", "I"), ("snd_unsent", "I"), ("snd_unacked", "I"),
     ("backlog", "I"), ("backlog_max", "I"), ("seg_len", "I"),
@@ -121,7 +122,7 @@ def context_of(frames):
 
 class Decoder:
     """Builds records for one tracer run: knows the kernel's reason names,
-    its HZ and how to symbolise stacks (each stack id once)."""
+    its HZ and how to symbolise stacks (each stack once)."""
 
     def __init__(self, reasons, hz, stack_lookup=None, ksym=None,
                  refresh=None):
@@ -136,24 +137,31 @@ class Decoder:
         self._contexts = {}
         self._addrs = {}
         self._shapes = {}
+        self.missing_stacks = 0     # stacks the kernel table no longer had
         self._comms = {}
         self._sec = None
         self._sec_text = None
 
-    def frames(self, stack_id, hook=None):
-        """Symbolised frames of a stack id, innermost first. With `hook`
-        (a function name), frames before it are dropped when it is among
-        the first three: an fentry stack starts in the BPF trampoline,
-        which bcc names after whatever symbol precedes it."""
-        if stack_id < 0 or self.stack_lookup is None:
+    def frames(self, stack_key, hook=None):
+        """Symbolised frames of a stack, innermost first (stack_key 0: no
+        stack). With `hook` (a function name), frames before it are dropped
+        when it is among the first three: an fentry stack starts in the BPF
+        trampoline, which bcc names after whatever symbol precedes it."""
+        if not stack_key or self.stack_lookup is None:
             return []
-        cached = self._stacks.get(stack_id)
+        cached = self._stacks.get(stack_key)
         if cached is not None:
             return cached
+        addrs = self.stack_lookup(stack_key)
+        if addrs is None:
+            # gone from the kernel's table before it was read (more new
+            # stacks than the table holds): counted, not kept
+            self.missing_stacks += 1
+            return []
         if self.refresh is not None and self.refresh():
             self._syms.clear()
         out = []
-        for addr in self.stack_lookup(stack_id):
+        for addr in addrs:
             name = self._syms.get(addr)
             if name is None:
                 name = self._syms[addr] = self.ksym(addr)
@@ -164,14 +172,19 @@ class Decoder:
                 if base_name(name) == hook:
                     out = out[i:]
                     break
-        self._stacks[stack_id] = out
+        if len(self._stacks) > 65536:
+            self._stacks.clear()
+            self._contexts.clear()
+        self._stacks[stack_key] = out
         return out
 
-    def context(self, stack_id, frames):
-        ctx = self._contexts.get(stack_id)
-        if ctx is None and stack_id >= 0:
-            ctx = self._contexts[stack_id] = context_of(frames)
-        return ctx if stack_id >= 0 else None
+    def context(self, stack_key, frames):
+        if not frames:
+            return None
+        ctx = self._contexts.get(stack_key)
+        if ctx is None:
+            ctx = self._contexts[stack_key] = context_of(frames)
+        return ctx
 
     def address(self, raw, family):
         """Address text, cached: a storm has few distinct peers."""
@@ -186,7 +199,7 @@ class Decoder:
     def _shape(self, ev):
         """What an event shares with every other event of the same kernel
         path and socket facts, decided once: names, stack, context."""
-        key = (ev.stack_id, ev.kind, ev.hook, ev.state, ev.reason, ev.flags,
+        key = (ev.stack_key, ev.kind, ev.hook, ev.state, ev.reason, ev.flags,
                ev.seg_flags, ev.family, ev.lingertime, ev.linger2)
         shape = self._shapes.get(key)
         if shape is not None:
@@ -195,7 +208,7 @@ class Decoder:
             self._shapes.clear()
         flags = ev.flags
         hook = HOOK_NAMES.get(ev.hook, "hook_%d" % ev.hook)
-        frames = self.frames(ev.stack_id, hook)
+        frames = self.frames(ev.stack_key, hook)
         linger = linger2 = None
         if flags & EV_LINGER:
             linger = (ev.lingertime / self.hz) if self.hz else None
@@ -204,14 +217,16 @@ class Decoder:
         if flags & EV_TCP_SOCK:
             linger2 = ev.linger2 if ev.linger2 < 0 else (
                 ev.linger2 // self.hz if self.hz else None)
-        shape = self._shapes[key] = (
+        shape = (
             KIND_NAMES.get(ev.kind, "unknown"), hook, ev.family or None,
             TCP_STATES.get(ev.state, "STATE_%d" % ev.state)
             if flags & EV_SOCK and ev.state else None,
-            self.reasons.name(ev.reason), self.context(ev.stack_id, frames),
+            self.reasons.name(ev.reason), self.context(ev.stack_key, frames),
             linger, linger2,
             tcp_flags(ev.seg_flags) if flags & EV_PACKET else None,
             frames)
+        if frames or not ev.stack_key:      # a missing stack is not kept
+            self._shapes[key] = shape
         return shape
 
     def time(self, ts_ns):

@@ -55,7 +55,7 @@ class JsonWriter:
     def event(self, record):
         # cause, explanation and stack are the record's last keys and, in a
         # storm, the same few values again and again (the decoder keeps one
-        # stack list per stack id; the explanation, a long sentence, comes
+        # stack list per stack; the explanation, a long sentence, comes
         # from a small set): their JSON is made once per combination.
         if "stack" not in record or "explanation" not in record:
             self.stream.write(self._dumps(record) + "\n")

@@ -26,6 +26,7 @@ class Session:
         self.decoder = None
         self.seen = 0
         self.lost_reported = 0
+        self.missing_reported = 0
         self.stopping = False
         self._causes = {}
         self.on_tick = None          # called about once a second
@@ -56,12 +57,12 @@ class Session:
     def _attribute(self, ev, record):
         """attribute(), cached on everything it reads: in a storm the same
         few keys repeat and each is decided once."""
-        key = (ev.stack_id, ev.kind, ev.hook, ev.state, ev.reason,
+        key = (ev.stack_key, ev.kind, ev.hook, ev.state, ev.reason,
                ev.flags, ev.seg_flags, bool(ev.seg_len), record["linger"],
                (record["linger2"] or 0) < 0,
                bool(record["rcv_unread"]),
                (record["backlog"] or 0) > (record["backlog_max"] or 0))
-        if ev.stack_id < 0:
+        if not ev.stack_key or not record["stack"]:
             return attribute(record)
         hit = self._causes.get(key)
         if hit is None:
@@ -71,6 +72,12 @@ class Session:
         return hit
 
     def check_lost(self):
+        missing = self.decoder.missing_stacks if self.decoder else 0
+        if missing > self.missing_reported:
+            self.warn("%d events without their kernel stack (the kernel's "
+                      "stack table dropped it before it was read), %d in all"
+                      % (missing - self.missing_reported, missing))
+            self.missing_reported = missing
         matched, lost = self.tracer.counts()
         if lost > self.lost_reported:
             delta = lost - self.lost_reported

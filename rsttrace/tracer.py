@@ -229,14 +229,15 @@ class Tracer:
         lost = sum(table[table.Key(1)]) + self.perf_lost
         return matched, lost
 
-    def stack(self, stack_id):
-        """Kernel addresses of a stack id, innermost first."""
-        if stack_id < 0:
-            return []
+    def stack(self, stack_key):
+        """Kernel addresses of a stack, innermost first; None when the
+        stack table no longer has it."""
+        table = self.bpf[b"stacks"]
         try:
-            return list(self.bpf[b"stacks"].walk(stack_id))
+            leaf = table[table.Key(stack_key)]
         except KeyError:
-            return []
+            return None
+        return [ip for ip in leaf.ip if ip]
 
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")

@@ -52,7 +52,7 @@ def raw(**kw):
     """A raw event with exactly the fields of struct rst_event."""
     base = dict(
         ts_ns=1_000_000_000, skaddr=0xffff888001234000, lingertime=0,
-        pid=1234, tid=1235, netns=4026531840, stack_id=-1, reason=-1,
+        pid=1234, tid=1235, netns=4026531840, stack_key=0, reason=-1,
         seq=1000, ack=2000, rcv_nxt=3000, snd_nxt=4000, rcv_unread=0,
         snd_unsent=0, snd_unacked=0, backlog=0, backlog_max=0, seg_len=0,
         linger2=0,
@@ -113,13 +113,14 @@ def test_raw_offsets_and_size_are_the_c_layout():
 
 def test_unpack_reads_what_the_kernel_wrote():
     ev = c_struct()()
-    ev.ts_ns, ev.pid, ev.stack_id, ev.reason = 2 ** 40 + 7, 4321, -14, -1
+    ev.ts_ns, ev.pid, ev.reason = 2 ** 40 + 7, 4321, -1
+    ev.stack_key = 2 ** 63 + 5
     ev.linger2, ev.sport, ev.dport, ev.seg_flags = -1, 443, 50000, 0x14
     ev.saddr[:] = list(v6("2001:db8::1"))
     ev.comm = b"nginx"
     raw = event.unpack(ctypes.addressof(ev), ctypes.sizeof(ev))
-    assert (raw.ts_ns, raw.pid, raw.stack_id, raw.reason) == (
-        2 ** 40 + 7, 4321, -14, -1)
+    assert (raw.ts_ns, raw.pid, raw.stack_key, raw.reason) == (
+        2 ** 40 + 7, 4321, 2 ** 63 + 5, -1)
     assert (raw.linger2, raw.sport, raw.dport, raw.seg_flags) == (
         -1, 443, 50000, 0x14)
     assert raw.saddr == v6("2001:db8::1")
@@ -176,9 +177,9 @@ class Kallsyms:
         self.calls = []
         self.lookups = []
 
-    def stack(self, stack_id):
-        self.lookups.append(stack_id)
-        return list(STACKS[stack_id])
+    def stack(self, stack_key):
+        self.lookups.append(stack_key)
+        return list(STACKS[stack_key])
 
     def ksym(self, addr):
         self.calls.append(addr)
@@ -203,7 +204,7 @@ def test_fake_event_matches_header():
 
 
 def test_every_field_in_order(dec):
-    rec = dec.record(raw(stack_id=7, flags=0xff))
+    rec = dec.record(raw(stack_key=7, flags=0xff))
     assert tuple(rec) == FIELDS
     assert list(rec)[-1] == "stack"
     rec = dec.record(raw(family=0, flags=0))
@@ -211,7 +212,7 @@ def test_every_field_in_order(dec):
 
 
 def test_basic_record(dec):
-    rec = dec.record(raw(stack_id=-1))
+    rec = dec.record(raw(stack_key=0))
     assert rec["ts_ns"] == 1_000_000_000
     assert rec["kind"] == "sent"
     assert rec["hook"] == "tcp_v4_send_reset"
@@ -394,20 +395,20 @@ def test_time(dec):
 # -- stacks -------------------------------------------------------------------------
 
 def test_tracing_frames_dropped(dec):
-    rec = dec.record(raw(stack_id=7))
+    rec = dec.record(raw(stack_key=7))
     assert rec["stack"] == [
         "tcp_v4_send_reset", "tcp_v4_rcv", "ip_protocol_deliver_rcu",
         "__netif_receive_skb_one_core", "process_backlog", "net_rx_action",
         "handle_softirqs", "do_softirq.part.0"]
-    rec = dec.record(raw(stack_id=8))
+    rec = dec.record(raw(stack_key=8))
     assert rec["stack"][0] == "tcp_send_active_reset"
     assert not any(f.startswith(("bpf_", "kprobe_")) for f in rec["stack"])
 
 
 def test_context(dec):
-    assert dec.record(raw(stack_id=7))["context"] == "softirq"
-    assert dec.record(raw(stack_id=8))["context"] == "process"
-    assert dec.record(raw(stack_id=-1))["context"] is None
+    assert dec.record(raw(stack_key=7))["context"] == "softirq"
+    assert dec.record(raw(stack_key=8))["context"] == "process"
+    assert dec.record(raw(stack_key=0))["context"] is None
 
 
 def test_context_of():
@@ -421,21 +422,21 @@ def test_context_of():
 
 def test_no_stack_table(ks):
     d = Decoder(REASONS, 250)
-    rec = d.record(raw(stack_id=7))
+    rec = d.record(raw(stack_key=7))
     assert rec["stack"] == [] and rec["context"] is None
 
 
 def test_symbols_resolved_once(dec, ks):
-    r1 = dec.record(raw(stack_id=7))
+    r1 = dec.record(raw(stack_key=7))
     n = len(ks.calls)
     assert n == len(SOFTIRQ_STACK)
-    r2 = dec.record(raw(stack_id=7))
+    r2 = dec.record(raw(stack_key=7))
     assert len(ks.calls) == n                    # no new ksym calls
     assert ks.lookups == [7]                     # stack walked once
     assert r2["stack"] is r1["stack"]            # JsonWriter relies on it
     assert r2["context"] == "softirq"
     # another stack sharing addresses resolves only the new ones (none)
-    r3 = dec.record(raw(stack_id=9))
+    r3 = dec.record(raw(stack_key=9))
     assert len(ks.calls) == n
     assert r3["stack"] == ["tcp_v4_send_reset", "tcp_v4_rcv",
                            "net_rx_action"]
@@ -473,3 +474,18 @@ def test_fentry_trampoline_frame_is_dropped():
     dec = Decoder(ReasonNames({}), 250, stack_lookup=lambda sid: [1, 2, 3],
                   ksym=names.get)
     assert dec.frames(7, "tcp:tcp_receive_reset")[0] == "mptcp_diag_init"
+
+
+def test_a_stack_gone_from_the_table_is_counted_not_kept(ks):
+    """The kernel's LRU stack table may drop a stack before it is read:
+    that event has no frames, it is counted, and the stack is looked up
+    again next time instead of staying empty."""
+    table = {}
+    d = Decoder(REASONS, 250, lambda key: table.get(key), ks.ksym)
+    rec = d.record(raw(stack_key=7))
+    assert rec["stack"] == [] and rec["context"] is None
+    assert d.missing_stacks == 1
+    table[7] = list(STACKS[7])
+    rec = d.record(raw(stack_key=7))
+    assert rec["stack"] and rec["context"] == "softirq"
+    assert d.missing_stacks == 1
