@@ -102,6 +102,8 @@ def items(result, everything=False):
 def cell(result, rules=None):
     """One table cell; rules: the scenario's counter rules {side: {name:
     rule}}, whose counters the cell shows."""
+    if result.get("not_run"):
+        return "not run here: it %s" % result["not_run"]
     parts = []
     for side, kind, cause, path, reason in items(result):
         k = "" if kind == "sent" else " (%s)" % kind.replace("_", " ")
@@ -142,7 +144,8 @@ def differences(columns, row, tolerated=()):
     tolerated: the scenario's allowed side effects {(side, kind, cause)},
     compared apart from what it must show."""
     out = []
-    present = [c for c in columns if c.label in row]
+    present = [c for c in columns if c.label in row
+               and not row[c.label].get("not_run")]
     tolerated = set(tolerated)
 
     def sig(c, what):

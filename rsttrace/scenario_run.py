@@ -34,6 +34,7 @@ class Result:
         self.counters = counters or {}  # {side: {"TcpExt:X": increase}}
         self.kernel = os.uname().release
         self.mode = None                # set by run_scenarios
+        self.not_run = None             # why it was not run here
 
     def observed(self):
         return sorted({(e["side"], e["kind"], e["cause"])
@@ -47,7 +48,7 @@ class Result:
                 "observed": self.observed(), "verdict": self.verdict,
                 "ok": self.ok, "application": self.app, "error": self.error,
                 "namespaces": self.sides, "counters": self.counters,
-                "events": self.events}
+                "not_run": self.not_run, "events": self.events}
 
 
 def capabilities(tracer):
@@ -138,8 +139,10 @@ def _run_one(sc, tracer, session, records, caps):
                 "connections of this host would feel; it runs in the VM "
                 "suite, or here with --host-wide (%s=1)"
                 % (sc.host_wide, HOST_WIDE_ENV))
-        return Result(sc, [], {}, None, None, "cannot show here: " + note,
-                      True, [note])
+        res = Result(sc, [], {}, None, None, "cannot show here: " + note,
+                     True, [note])
+        res.not_run = "changes the host-wide %s" % sc.host_wide
+        return res
     pair = NamespacePair()
     app = error = None
     sides = {}

@@ -188,3 +188,16 @@ def test_socketless_rst_missing_in_old_tracepoint_mode_is_explained():
     row[cols[2].label] = _res("x", cols[2].kernel, "tracepoint", [recv])
     d = matrix.differences(cols, row)[0]
     assert d.what == "cause" and d.explained is None
+
+
+def test_a_scenario_not_run_on_a_kernel_says_so_and_differs_in_nothing():
+    cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.18.44-fc", "tracepoint"))
+    ran = _res("m", cols[0].kernel, "kprobe",
+               [_ev("a", "sent", "memory-pressure", ["tcp_send_active_reset",
+                                                    "__tcp_close"])])
+    refused = dict(_res("m", cols[1].kernel, "tracepoint", []),
+                   not_run="changes the host-wide net.ipv4.tcp_max_orphans")
+    assert matrix.cell(refused) == ("not run here: it changes the host-wide "
+                                    "net.ipv4.tcp_max_orphans")
+    row = {cols[0].label: ran, cols[1].label: refused}
+    assert matrix.differences(cols, row) == []
