@@ -25,16 +25,22 @@ def header_text():
         return f.read()
 
 
-def rst_event_fields():
-    """Member names of struct rst_event, read from bpf/rsttrace.h."""
+def rst_event_members():
+    """[(name, C type, array length or None)] of struct rst_event."""
     body = re.search(r"struct rst_event \{(.*?)\};", header_text(), re.S)
     out = []
     for line in body.group(1).splitlines():
         line = re.sub(r"/\*.*?\*/", "", line).strip()
-        m = re.match(r"\w+\s+(\w+)(\[\d+\])?;", line)
+        m = re.match(r"(\w+)\s+(\w+)(?:\[(\d+)\])?;", line)
         if m:
-            out.append(m.group(1))
+            out.append((m.group(2), m.group(1),
+                        int(m.group(3)) if m.group(3) else None))
     return out
+
+
+def rst_event_fields():
+    """Member names of struct rst_event, read from bpf/rsttrace.h."""
+    return [name for name, _, _ in rst_event_members()]
 
 
 EVENT_FIELDS = rst_event_fields()
@@ -69,19 +75,6 @@ def raw(**kw):
 C_TYPES = {"u64": ("Q", ctypes.c_uint64), "u32": ("I", ctypes.c_uint32),
            "s32": ("i", ctypes.c_int32), "u16": ("H", ctypes.c_uint16),
            "u8": ("B", ctypes.c_uint8), "char": ("B", ctypes.c_char)}
-
-
-def rst_event_members():
-    """[(name, C type, array length or None)] of struct rst_event."""
-    body = re.search(r"struct rst_event \{(.*?)\};", header_text(), re.S)
-    out = []
-    for line in body.group(1).splitlines():
-        line = re.sub(r"/\*.*?\*/", "", line).strip()
-        m = re.match(r"(\w+)\s+(\w+)(?:\[(\d+)\])?;", line)
-        if m:
-            out.append((m.group(2), m.group(1),
-                        int(m.group(3)) if m.group(3) else None))
-    return out
 
 
 def test_raw_layout_is_the_header_struct():
