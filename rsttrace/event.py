@@ -100,12 +100,6 @@ def monotonic_to_wall_offset():
     return time.time_ns() - time.monotonic_ns()
 
 
-def iso_time(ts_ns, offset_ns):
-    wall = (ts_ns + offset_ns) / 1e9
-    return datetime.datetime.fromtimestamp(
-        wall, datetime.timezone.utc).isoformat(timespec="microseconds")
-
-
 def address(raw, family):
     addr = ipaddress.IPv6Address(bytes(raw))
     if family == 4:

@@ -51,20 +51,17 @@ class OutputFile:
 
     def commit(self):
         """The run ended: the file takes its place."""
-        if self.stream is None or self.stream is sys.stdout:
-            return
-        self.stream.close()
-        if self.tmp:
-            os.replace(self.tmp, self.target)
-            self.tmp = None
-        self.stream = None
+        self._close(lambda tmp: os.replace(tmp, self.target))
 
     def discard(self):
         """The run failed: a regular file is left as it was."""
+        self._close(os.unlink)
+
+    def _close(self, finish_tmp):
         if self.stream is None or self.stream is sys.stdout:
             return
         self.stream.close()
-        if self.tmp:
-            os.unlink(self.tmp)
-            self.tmp = None
         self.stream = None
+        if self.tmp:
+            finish_tmp(self.tmp)
+            self.tmp = None

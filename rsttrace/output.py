@@ -57,10 +57,10 @@ class JsonWriter:
         # storm, the same few values again and again (the decoder keeps one
         # stack list per stack; the explanation, a long sentence, comes
         # from a small set): their JSON is made once per combination.
-        if "stack" not in record or "explanation" not in record:
+        if not {"cause", "explanation", "stack"} <= record.keys():
             self.stream.write(self._dumps(record) + "\n")
             return
-        cause = record.pop("cause", None)
+        cause = record.pop("cause")
         explanation = record.pop("explanation")
         stack = record.pop("stack")
         try:

@@ -135,13 +135,13 @@ def run_scenarios(scenarios, mode="auto", progress=None):
 
 def _run_one(sc, tracer, session, records, caps):
     if sc.host_wide and not host_wide_allowed():
-        note = ("it changes the host-wide %s for a moment, which other "
-                "connections of this host would feel; it runs in the VM "
-                "suite, or here with --host-wide (%s=1)"
-                % (sc.host_wide, HOST_WIDE_ENV))
+        why = "changes the host-wide %s" % sc.host_wide
+        note = ("it %s for a moment, which other connections of this host "
+                "would feel; it runs in the VM suite, or here with "
+                "--host-wide (%s=1)" % (why, HOST_WIDE_ENV))
         res = Result(sc, [], {}, None, None, "cannot show here: " + note,
                      True, [note])
-        res.not_run = "changes the host-wide %s" % sc.host_wide
+        res.not_run = why
         return res
     pair = NamespacePair()
     app = error = None

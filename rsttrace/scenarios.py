@@ -108,12 +108,11 @@ def _unblock(pair, side):
     pair.nft(side, "delete table inet rsttrace_block")
 
 
-def _block_input(pair, side):
+def _block_input(pair, side, match="tcp dport 1-65535"):
     pair.nft(side, "add table inet rsttrace_in; "
              "add chain inet rsttrace_in drop_in { type filter hook input "
-             "priority 0; }; add rule inet rsttrace_in drop_in tcp dport "
-             "1-65535 "
-             "drop")
+             "priority 0; }; add rule inet rsttrace_in drop_in %s drop"
+             % match)
 
 
 def _unblock_input(pair, side):
@@ -505,10 +504,7 @@ def _orphans(pair, n):
         srv, _ = lst.accept()
         pair._sockets.append(srv)       # closed with the pair, not here
     lst.close()
-    pair.nft("b", "add table inet rsttrace_orphans; add chain inet "
-             "rsttrace_orphans drop_in { type filter hook input priority 0; "
-             "}; add rule inet rsttrace_orphans drop_in tcp dport %d drop"
-             % port)
+    _block_input(pair, "b", "tcp dport %d" % port)
     for cli in clients:
         cli.close()
 

@@ -13,7 +13,7 @@ import pytest
 from rsttrace import event, hooks
 from rsttrace.event import (EV_LINGER, EV_LISTENER, EV_PACKET, EV_SEQ,
                             EV_SOCK, EV_TCP_SOCK, FIELDS, Decoder, base_name,
-                            context_of, iso_time, tcp_flags)
+                            context_of, tcp_flags)
 from rsttrace.reasons import ReasonNames
 
 HEADER = os.path.join(os.path.dirname(__file__), "..", "..", "bpf",
@@ -382,7 +382,8 @@ def test_time(dec):
     dec.offset_ns = 1_700_000_000 * 10**9 - 1_000_000_000
     rec = dec.record(raw(ts_ns=1_000_000_000 + 123_456_000))
     assert rec["time"] == "2023-11-14T22:13:20.123456+00:00"
-    assert iso_time(0, 0) == "1970-01-01T00:00:00.000000+00:00"
+    dec.offset_ns = 0
+    assert dec.time(0) == "1970-01-01T00:00:00.000000+00:00"
 
 
 # -- stacks -------------------------------------------------------------------------
