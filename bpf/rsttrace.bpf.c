@@ -367,6 +367,34 @@ static __always_inline int pass_filters(struct rst_event *ev)
 	return 1;
 }
 
+/* The facts of an event that attribution needs beyond its hook, state,
+ * reason, packet flags and stack (FACT_* in rsttrace.h): decided here
+ * once, for the event stream and summary mode alike. */
+static __always_inline u8 facts_of(const struct rst_event *ev)
+{
+	u8 f = 0;
+
+	if (ev->flags & EV_PACKET) {
+		f |= FACT_PACKET;
+		if (ev->seg_len)
+			f |= FACT_SEG_DATA;
+	}
+	if (!(ev->flags & EV_SEQ) || ev->seq == 0)
+		f |= FACT_SEQ_ZERO;
+	if ((ev->flags & EV_LINGER) && ev->lingertime == 0)
+		f |= FACT_LINGER_ZERO;
+	if ((ev->flags & EV_TCP_SOCK) && ev->rcv_unread)
+		f |= FACT_UNREAD;
+	if (ev->flags & EV_TCP_SOCK) {
+		f |= FACT_TCP_SOCK;
+		if (ev->linger2 < 0)
+			f |= FACT_LINGER2_NEG;
+	}
+	if ((ev->flags & EV_LISTENER) && ev->backlog > ev->backlog_max)
+		f |= FACT_QUEUE_FULL;
+	return f;
+}
+
 /*
  * The one handler behind every hook.
  *   kind:   KIND_SENT, KIND_RECEIVED or KIND_CHALLENGE_ACK
@@ -490,31 +518,23 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 	count(COUNT_MATCHED);
 	ev.stack_key = stack_key(ctx);
 
+	ev.facts = facts_of(&ev);
+
 #ifdef SUMMARY_ONLY
-	/* Summary mode: count in the kernel by what attribution needs, so a
-	 * storm costs a map update per RST and no user-space work. */
+	/* Summary mode: count in the kernel by the facts attribution decides
+	 * on, so a storm costs a map update per RST and no user-space work. */
 	{
 		struct agg_key key = {};
 		u64 one = 1, *n;
 
 		key.kind = ev.kind;
 		key.hook = ev.hook;
-		key.state = ev.state;
+		key.state = (ev.flags & EV_SOCK) ? ev.state : 0;
 		key.family = ev.family;
 		key.reason = ev.reason;
 		key.stack_key = ev.stack_key;
-		key.seg_flags = ev.seg_flags;
-		key.flags = ev.flags;
-		if (ev.seg_len)
-			key.facts |= AGG_SEG_DATA;
-		if ((ev.flags & EV_LINGER) && ev.lingertime == 0)
-			key.facts |= AGG_LINGER_ZERO;
-		if ((ev.flags & EV_TCP_SOCK) && ev.rcv_unread)
-			key.facts |= AGG_UNREAD;
-		if ((ev.flags & EV_LISTENER) && ev.backlog > ev.backlog_max)
-			key.facts |= AGG_BACKLOG_FULL;
-		if ((ev.flags & EV_TCP_SOCK) && ev.linger2 < 0)
-			key.facts |= AGG_LINGER2_NEG;
+		key.seg_flags = (ev.flags & EV_PACKET) ? ev.seg_flags : 0;
+		key.facts = ev.facts;
 		n = agg.lookup(&key);
 		if (n)
 			__sync_fetch_and_add(n, 1);

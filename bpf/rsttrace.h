@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The event rsttrace's BPF program emits, and the constants it shares with
- * the frontend (rsttrace/constants.py mirrors the numbers). */
+ * the frontend (rsttrace/abi.py mirrors every one; tests/unit/test_abi.py
+ * holds the two together). */
 #ifndef RSTTRACE_H
 #define RSTTRACE_H
 
@@ -17,7 +18,11 @@
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
+#define TCPF_PSH 0x08
 #define TCPF_ACK 0x10
+#define TCPF_URG 0x20
+#define TCPF_ECE 0x40
+#define TCPF_CWR 0x80
 
 #define KIND_SENT 1
 #define KIND_RECEIVED 2
@@ -48,25 +53,29 @@
 #define COUNT_LOST 1
 #define COUNT_SLOTS 2
 
-/* Summary mode's key: the inputs attribution needs, no addresses. */
-#define AGG_SEG_DATA 0x01      /* the packet carried data */
-#define AGG_LINGER_ZERO 0x02   /* SO_LINGER on with time 0 */
-#define AGG_UNREAD 0x04        /* unread bytes in the receive queue */
-#define AGG_BACKLOG_FULL 0x08  /* listener backlog above its limit */
-#define AGG_LINGER2_NEG 0x10   /* TCP_LINGER2 < 0 */
+/* ev.facts and agg_key.facts: what attribution decides on beyond hook,
+ * state, reason, packet flags and stack (rsttrace/facts.py reads them).
+ * Computed once, by facts_of(). */
+#define FACT_PACKET 0x01      /* a packet was parsed: seg_flags valid */
+#define FACT_SEG_DATA 0x02    /* it carried data */
+#define FACT_SEQ_ZERO 0x04    /* the RST's seq is 0 or unknown */
+#define FACT_LINGER_ZERO 0x08 /* SO_LINGER on with time 0 */
+#define FACT_UNREAD 0x10      /* unread bytes in the receive queue */
+#define FACT_QUEUE_FULL 0x20  /* listener backlog above its limit */
+#define FACT_LINGER2_NEG 0x40 /* TCP_LINGER2 < 0 */
+#define FACT_TCP_SOCK 0x80    /* full TCP socket: LINGER2_NEG known */
 
+/* Summary mode's key: the facts and a family, no addresses. */
 struct agg_key {
 	u64 stack_key;
 	s32 reason;
 	u8 kind;
 	u8 hook;
-	u8 state;
+	u8 state;         /* 0: no socket */
 	u8 family;
 	u8 seg_flags;
-	u8 flags;
-	u8 facts;
-	u8 pad;
-	u32 pad2;
+	u8 facts;         /* FACT_* */
+	u8 pad[6];
 };
 
 /* Frames kept per kernel stack (innermost first; the rest are zero). */
@@ -127,7 +136,8 @@ struct rst_event {
 	u8 state;         /* TCP state, 0: no socket */
 	u8 flags;         /* EV_* */
 	u8 seg_flags;     /* TCP flags of the packet handled */
-	u8 pad[2];
+	u8 facts;         /* FACT_* */
+	u8 pad;
 	char comm[16];
 };
 

@@ -1,4 +1,4 @@
 """python -m rsttrace: the same as the rsttrace command."""
-from .cli import main
+from rsttrace.cli import main
 
 main(prog_name="rsttrace")

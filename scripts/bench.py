@@ -33,8 +33,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from rsttrace.netns import NamespacePair  # noqa: E402
-from rsttrace.outfile import OutputFile  # noqa: E402
+from rsttrace.lab.netns import NamespacePair  # noqa: E402
+from rsttrace.output.outfile import OutputFile  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RSTTRACE = os.path.join(HERE, ".venv", "bin", "rsttrace")

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from rsttrace import provoke
+from schema import check_line
+
+from rsttrace.lab import traffic
 
 pytestmark = pytest.mark.root
 
@@ -34,7 +36,7 @@ class Running:
         self.banner = line
 
     def stop(self, sig=signal.SIGINT):
-        provoke.settle(0.2)
+        traffic.settle(0.2)
         self.proc.send_signal(sig)
         out, err = self.proc.communicate(timeout=20)
         return self.proc.returncode, out, err
@@ -45,12 +47,14 @@ class Running:
 
 
 def jsonl(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """The records of `trace --json` output, each checked against
+    docs/record.schema.json."""
+    return [check_line(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture()
 def pair():
-    from rsttrace.netns import NamespacePair
+    from rsttrace.lab.netns import NamespacePair
     with NamespacePair() as p:
         yield p
 
@@ -66,7 +70,7 @@ def events(records):
 
 def test_trace_json_and_summary(pair):
     run = Running("--json", "--summary", *ns_args(pair))
-    p = provoke.closed_port(pair, 4)
+    p = traffic.closed_port(pair, 4)
     rc, out, err = run.stop()
     assert rc == 0, err
     recs = jsonl(out)
@@ -80,13 +84,13 @@ def test_trace_json_and_summary(pair):
 
 
 def test_port_filter_drops_other_ports(pair):
-    keep = provoke._free_port(pair, "b", 4)
+    keep = traffic.free_port(pair, "b", 4)
     run = Running("--json", "--port", str(keep), *ns_args(pair))
     cli = pair.socket("a")
     cli.settimeout(5)
     with pytest.raises(ConnectionRefusedError):
         cli.connect((pair.ipv4["b"], keep))
-    other = provoke.closed_port(pair, 4)      # a different, free port
+    other = traffic.closed_port(pair, 4)      # a different, free port
     assert other.sport != keep
     rc, out, err = run.stop()
     evs = events(jsonl(out))
@@ -96,8 +100,8 @@ def test_port_filter_drops_other_ports(pair):
 
 def test_family_filter(pair):
     run = Running("--json", "-6", *ns_args(pair))
-    provoke.closed_port(pair, 4)
-    p6 = provoke.closed_port(pair, 6)
+    traffic.closed_port(pair, 4)
+    p6 = traffic.closed_port(pair, 6)
     rc, out, err = run.stop()
     evs = events(jsonl(out))
     assert len(evs) == 2 and {r["family"] for r in evs} == {6}
@@ -109,8 +113,8 @@ def test_host_filter(pair):
     (it is the destination of one and the source of the other) and
     drops an RST between other addresses (IPv6 here)."""
     run = Running("--json", "--host", pair.ipv4["a"], *ns_args(pair))
-    provoke.closed_port(pair, 6)
-    p4 = provoke.closed_port(pair, 4)
+    traffic.closed_port(pair, 6)
+    p4 = traffic.closed_port(pair, 4)
     rc, out, err = run.stop()
     evs = events(jsonl(out))
     assert len(evs) == 2
@@ -121,7 +125,7 @@ def test_host_filter(pair):
 def test_netns_filter(pair):
     """Only namespace b: its sent RST, not a's received one."""
     run = Running("--json", "--netns", pair.names["b"])
-    provoke.closed_port(pair, 4)
+    traffic.closed_port(pair, 4)
     rc, out, err = run.stop()
     evs = events(jsonl(out))
     assert [r["kind"] for r in evs] == ["sent"]
@@ -137,7 +141,7 @@ def test_pid_and_comm_filters(pair):
     keep = Running("--json", "--pid", str(os.getpid()), *ns_args(pair))
     drop = Running("--json", "--pid", "1", *ns_args(pair))
     by_comm = Running("--json", "--comm", comm, *ns_args(pair))
-    provoke.closed_port(pair, 4)
+    traffic.closed_port(pair, 4)
     kept = events(jsonl(keep.stop()[1]))
     dropped = events(jsonl(drop.stop()[1]))
     commed = events(jsonl(by_comm.stop()[1]))
@@ -148,7 +152,7 @@ def test_pid_and_comm_filters(pair):
 
 def test_count_and_duration_stop_by_themselves(pair):
     run = Running("--json", "--count", "1", *ns_args(pair))
-    provoke.closed_port(pair, 4)
+    traffic.closed_port(pair, 4)
     rc, out, err = run.wait()
     assert rc == 0 and len(events(jsonl(out))) == 1
 
@@ -161,7 +165,7 @@ def test_count_and_duration_stop_by_themselves(pair):
 
 def test_sigterm_flushes_summary(pair):
     run = Running("--summary", *ns_args(pair))
-    provoke.linger_zero(pair, 4)
+    traffic.linger_zero(pair, 4)
     rc, out, err = run.stop(signal.SIGTERM)
     assert rc == 0, err
     assert "tcp_send_active_reset" in out          # the stack, indented
@@ -171,7 +175,7 @@ def test_sigterm_flushes_summary(pair):
 def test_output_file_written_whole(pair, tmp_path):
     path = tmp_path / "rst.jsonl"
     run = Running("--json", "-o", str(path), *ns_args(pair))
-    provoke.closed_port(pair, 4)
+    traffic.closed_port(pair, 4)
     rc, out, err = run.stop()
     assert rc == 0 and out == ""
     assert len(events(jsonl(path.read_text()))) == 2
@@ -180,7 +184,7 @@ def test_output_file_written_whole(pair, tmp_path):
 
 def test_no_stack_omits_stack(pair):
     run = Running("--json", "--no-stack", *ns_args(pair))
-    provoke.closed_port(pair, 4)
+    traffic.closed_port(pair, 4)
     evs = events(jsonl(run.stop()[1]))
     assert len(evs) == 2 and all("stack" not in r for r in evs)
 

@@ -10,7 +10,11 @@ import sys
 
 import pytest
 
-from rsttrace import craft, provoke
+from schema import check_line
+
+from rsttrace.lab import craft
+
+from rsttrace.lab import traffic
 
 pytestmark = pytest.mark.root
 
@@ -25,15 +29,15 @@ def out_rsts(pair, side):
 
 @pytest.fixture()
 def pair():
-    from rsttrace.netns import NamespacePair
+    from rsttrace.lab.netns import NamespacePair
     with NamespacePair() as p:
         yield p
 
 
 def test_small_buffer_counts_every_loss(pair):
-    from rsttrace.filters import Filters
-    from rsttrace.session import Session
-    from rsttrace.tracer import Tracer
+    from rsttrace.trace.filters import Filters
+    from rsttrace.trace.session import Session
+    from rsttrace.trace.tracer import Tracer
 
     delivered = []
     session = Session(Tracer(filters=Filters(netns=pair.inodes()),
@@ -41,9 +45,9 @@ def test_small_buffer_counts_every_loss(pair):
                       on_record=delivered.append).start()
     try:
         before = out_rsts(pair, "b")
-        port = provoke._free_port(pair, "b", 4)
+        port = traffic.free_port(pair, "b", 4)
         craft.syn_burst(pair, "a", "b", port, BURST)   # nobody reads
-        provoke.settle(0.2)
+        traffic.settle(0.2)
         sent = out_rsts(pair, "b") - before
         session.drain()
         matched, lost = session.tracer.counts()
@@ -62,14 +66,14 @@ def test_cli_reports_loss(pair):
          "--netns", pair.names["b"]],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert "tracing in" in proc.stderr.readline()
-    port = provoke._free_port(pair, "b", 4)
+    port = traffic.free_port(pair, "b", 4)
     before = out_rsts(pair, "b")
     craft.syn_burst(pair, "a", "b", port, BURST)
-    provoke.settle(0.5)
+    traffic.settle(0.5)
     sent = out_rsts(pair, "b") - before
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    recs = [json.loads(l) for l in out.splitlines()]
+    recs = [check_line(line) for line in out.splitlines()]
     events = [r for r in recs if r["kind"] == "sent"]
     lost = sum(r["count"] for r in recs if r["kind"] == "lost")
     summary = recs[-1]
@@ -89,16 +93,16 @@ def test_summary_only_counts_a_burst_in_the_kernel(pair):
          "--netns", pair.names["a"], "--netns", pair.names["b"]],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert "counting in the kernel" in proc.stderr.readline()
-    port = provoke._free_port(pair, "b", 4)
+    port = traffic.free_port(pair, "b", 4)
     before = out_rsts(pair, "b")
     craft.syn_burst(pair, "a", "b", port, BURST)
-    provoke.linger_zero(pair, 4)
-    provoke.settle(0.3)
+    traffic.linger_zero(pair, 4)
+    traffic.settle(0.3)
     sent_b = out_rsts(pair, "b") - before
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    (summary,) = [json.loads(l) for l in out.splitlines()]
+    (summary,) = [check_line(line) for line in out.splitlines()]
     assert summary["lost"] == 0
     assert summary["events"] == summary["kernel_events"] == sent_b + 2
     rows = {(r["cause"], r["kind"]): r["count"] for r in summary["rows"]}

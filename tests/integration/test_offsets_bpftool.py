@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from rsttrace import offsets
-from rsttrace.btf import BTF
+from rsttrace.kernel import offsets
+from rsttrace.kernel.btf import BTF
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from rsttrace.scenarios import CATALOGUE, host_wide_allowed
+from rsttrace.lab.catalogue import CATALOGUE, host_wide_allowed
 
 pytestmark = pytest.mark.root
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.root
 def results(request):
     from bpfcheck import require_bpf
     require_bpf()
-    from rsttrace.scenario_run import run_scenarios
+    from rsttrace.lab.run import run_scenarios
     # Only the scenarios this session selected (`-k linger` runs the
     # linger ones), all under one tracer.
     selected = {item.callspec.params["name"] for item in request.session.items
@@ -66,31 +66,31 @@ def test_unwatched_namespace_is_silent():
     kernel-side filter: an RST there afterwards reaches nobody."""
     from bpfcheck import require_bpf
     require_bpf()
-    from rsttrace import provoke
-    from rsttrace.filters import Filters
-    from rsttrace.netns import NamespacePair
-    from rsttrace.session import Session
-    from rsttrace.tracer import Tracer
+    from rsttrace.lab import traffic
+    from rsttrace.trace.filters import Filters
+    from rsttrace.lab.netns import NamespacePair
+    from rsttrace.trace.session import Session
+    from rsttrace.trace.tracer import Tracer
 
     records = []
     session = Session(Tracer(filters=Filters(netns_dynamic=True)),
                       on_record=records.append).start()
     try:
         with NamespacePair() as pair:
-            provoke.closed_port(pair, 4)          # not watched yet
-            provoke.settle()
+            traffic.closed_port(pair, 4)          # not watched yet
+            traffic.settle()
             session.drain()
             assert records == []
             for inode in pair.inodes():
                 session.tracer.watch_netns(inode)
-            provoke.closed_port(pair, 4)
-            provoke.settle()
+            traffic.closed_port(pair, 4)
+            traffic.settle()
             session.drain()
             assert len(records) == 2
             for inode in pair.inodes():
                 session.tracer.watch_netns(inode, on=False)
-            provoke.closed_port(pair, 4)          # a leftover's RST
-            provoke.settle()
+            traffic.closed_port(pair, 4)          # a leftover's RST
+            traffic.settle()
             session.drain()
             assert len(records) == 2
     finally:

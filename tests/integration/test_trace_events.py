@@ -6,9 +6,11 @@ kernels reported for it."""
 import pytest
 
 from bpfcheck import require_bpf
-from rsttrace import craft, provoke
-from rsttrace.event import FIELDS, base_name
-from rsttrace.filters import Filters
+from rsttrace.facts import bits_of_record
+from rsttrace.lab import craft, traffic
+from rsttrace.trace.decode import FIELDS
+from rsttrace.trace.stacks import base_name
+from rsttrace.trace.filters import Filters
 
 pytestmark = pytest.mark.root
 
@@ -18,15 +20,24 @@ def traced():
     """(pair, session, records): one tracer for the module, filtered to the
     pair's two namespaces so host traffic cannot leak in."""
     require_bpf()
-    from rsttrace.netns import NamespacePair
-    from rsttrace.session import Session
-    from rsttrace.tracer import Tracer
+    from rsttrace.lab.netns import NamespacePair
+    from rsttrace.trace.session import Session
+    from rsttrace.trace.tracer import Tracer
 
     records = []
     with NamespacePair() as pair:
         tracer = Tracer(filters=Filters(netns=pair.inodes()))
         session = Session(tracer, on_record=records.append)
         session.start()
+        # what the kernel decided as facts (rst_event.facts), by record
+        decode = session.decoder.decode
+        session.kernel_bits = {}
+
+        def decode_and_keep(ev):
+            record, facts = decode(ev)
+            session.kernel_bits[id(record)] = ev.facts
+            return record, facts
+        session.decoder.decode = decode_and_keep
         try:
             yield pair, session, records
         finally:
@@ -37,7 +48,7 @@ def provoke_and_collect(traced, fn, family):
     pair, session, records = traced
     start = len(records)
     p = fn(pair, family)
-    provoke.settle()
+    traffic.settle()
     session.drain()
     mine = [r for r in records[start:]
             if {(r["saddr"], r["sport"]), (r["daddr"], r["dport"])} ==
@@ -64,7 +75,7 @@ def check_direction(record, p):
 @pytest.mark.parametrize("family", [4, 6])
 def test_closed_port(traced, family):
     pair, p, sent, received = provoke_and_collect(
-        traced, provoke.closed_port, family)
+        traced, traffic.closed_port, family)
     assert p.error == "Connection refused"
     assert len(sent) == 1 and len(received) == 1, (sent, received)
     s, r = sent[0], received[0]
@@ -102,17 +113,17 @@ def test_no_reply_to_an_rst(traced):
     sent."""
     pair, session, records = traced
     start = len(records)
-    port = provoke._free_port(pair, "b", 4)
+    port = traffic.free_port(pair, "b", 4)
     craft.send_segment(pair, "a", "b", 40002, port, seq=1000, ack=0,
                        flags=craft.RST)
-    provoke.settle(0.2)
+    traffic.settle(0.2)
     session.drain()
     assert [r for r in records[start:] if r["kind"] == "sent"] == []
 
 
 def test_linger_zero(traced):
     pair, p, sent, received = provoke_and_collect(
-        traced, provoke.linger_zero, 4)
+        traced, traffic.linger_zero, 4)
     assert p.error == "Connection reset by peer"
     assert len(sent) == 1 and len(received) == 1, (sent, received)
     s, r = sent[0], received[0]
@@ -136,7 +147,7 @@ def test_linger_zero(traced):
 @pytest.mark.parametrize("family", [4, 6])
 def test_unread_data_close(traced, family):
     pair, p, sent, received = provoke_and_collect(
-        traced, provoke.unread_data_close, family)
+        traced, traffic.unread_data_close, family)
     assert len(sent) == 1 and len(received) == 1, (sent, received)
     s, r = sent[0], received[0]
     f = frames(s)
@@ -155,7 +166,7 @@ def test_unread_data_close(traced, family):
 
 
 def test_records_have_every_field(traced):
-    _, _, sent, received = provoke_and_collect(traced, provoke.closed_port, 4)
+    _, _, sent, received = provoke_and_collect(traced, traffic.closed_port, 4)
     for rec in sent + received:
         assert tuple(rec) == FIELDS
         assert rec["cause"] in ("no-listener", "reset-received")
@@ -184,7 +195,7 @@ def test_listener_fields(traced):
     start = len(records)
     craft.send_segment(pair, "a", "b", 40000, port, seq=1000, ack=2000,
                        flags=craft.ACK)
-    provoke.settle()
+    traffic.settle()
     session.drain()
     mine = [r for r in records[start:] if r["sport"] == port]
     assert len(mine) == 1, records[start:]
@@ -198,3 +209,17 @@ def test_listener_fields(traced):
         pair.ipv4["b"], pair.ipv4["a"], 40000)
     assert s["cause"] == "no-connection"
     lst.close()
+
+
+def test_facts_of_saved_records_are_the_kernels(traced):
+    """The facts the kernel computed for each event (facts_of() in the BPF
+    program) are what Facts.of_record derives from its saved record, for
+    every event this module saw: a capture is attributed offline as it was
+    live, and summary mode counts by the same facts."""
+    pair, session, records = traced
+    for fn in (traffic.closed_port, traffic.linger_zero,
+               traffic.unread_data_close):
+        provoke_and_collect(traced, fn, 4)
+    assert len(records) >= 6
+    for r in records:
+        assert bits_of_record(r) == session.kernel_bits[id(r)], r

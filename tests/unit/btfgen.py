@@ -9,7 +9,7 @@ point forward.
 
 import struct
 
-from rsttrace import btf as btfmod
+from rsttrace.kernel import btf as btfmod
 
 BTF_MAGIC = 0xEB9F
 

@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from rsttrace.attribution import CAUSES, attribute, explain
-from rsttrace.scenarios import CATALOGUE
+from rsttrace.attribution import attribute, attribute_record
+from rsttrace.causes import CAUSES, causes_markdown, explain
+from rsttrace.lab.catalogue import CATALOGUE
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 FILES = sorted(glob.glob(os.path.join(DATA, "events-*.jsonl")))
@@ -38,7 +39,7 @@ def test_recorded_event(event):
     allowed = {e.key() for e in sc.expects} | sc.allow
     assert (event["side"], event["kind"], expected) in allowed
     bare = dict(event, cause=None, explanation=None)
-    assert attribute(bare)[0] == expected
+    assert attribute_record(bare)[0] == expected
 
 
 def as_pre_6_10(event):
@@ -58,12 +59,12 @@ def as_kprobe(event):
 
 @pytest.mark.parametrize("event", recorded())
 def test_cause_does_not_rest_on_the_kernel_reason(event):
-    assert attribute(as_pre_6_10(event))[0] == event["cause"]
+    assert attribute_record(as_pre_6_10(event))[0] == event["cause"]
 
 
 @pytest.mark.parametrize("event", recorded())
 def test_cause_is_the_same_in_kprobe_mode(event):
-    assert attribute(as_kprobe(event))[0] == event["cause"]
+    assert attribute_record(as_kprobe(event))[0] == event["cause"]
 
 
 def rec(**kw):
@@ -144,7 +145,7 @@ def rec(**kw):
          stack=["tcp_v4_send_reset", "something_new"]), "unknown"),
 ])
 def test_synthetic(record, cause):
-    assert attribute(record)[0] == cause
+    assert attribute_record(record)[0] == cause
 
 
 def test_every_cause_explains_itself():
@@ -165,7 +166,6 @@ def test_issue_cause_ids_exist():
 
 
 def test_docs_causes_is_current():
-    from rsttrace.attribution import causes_markdown
     path = os.path.join(os.path.dirname(DATA), "..", "docs", "causes.md")
     with open(path) as f:
         assert f.read() == causes_markdown(CATALOGUE), \
@@ -186,7 +186,7 @@ def test_frames_beyond_the_softirq_boundary_do_not_count():
              "tcp_close"]
     r = rec(hook="tcp_v4_send_reset", seg_flags="ACK", seg_len=0,
             stack=stack)
-    assert attribute(r)[0] == "no-connection"
+    assert attribute_record(r)[0] == "no-connection"
 
 
 @pytest.mark.parametrize("stack,cause", [
@@ -200,7 +200,7 @@ def test_frames_beyond_the_softirq_boundary_do_not_count():
 def test_packet_hook(stack, cause):
     r = rec(hook="net:net_dev_queue", seg_flags="RST|ACK", seg_len=0,
             stack=stack)
-    assert attribute(r)[0] == cause
+    assert attribute_record(r)[0] == cause
 
 
 def _packet_rst(flags, seq, frames):
@@ -216,16 +216,16 @@ V6_REPLY = ["ip6_xmit", "tcp_v6_send_response", "tcp_v6_send_reset",
 
 def test_tcp_reply_seen_only_as_packet_answering_a_syn():
     # 6.1 in tracepoint mode: tcp:tcp_send_reset missed it, --packets saw it
-    cause, why = attribute(_packet_rst("RST|ACK", 0, V6_REPLY))
+    cause, why = attribute_record(_packet_rst("RST|ACK", 0, V6_REPLY))
     assert cause == "no-listener"
     assert "seen as a packet" in why
 
 
 def test_tcp_reply_seen_only_as_packet_answering_an_ack():
-    cause, _ = attribute(_packet_rst("RST", 12345, V6_REPLY))
+    cause, _ = attribute_record(_packet_rst("RST", 12345, V6_REPLY))
     assert cause == "no-connection"
 
 
 def test_packet_rst_outside_tcp_and_netfilter_is_unknown():
-    cause, _ = attribute(_packet_rst("RST", 1, ["packet_sendmsg"]))
+    cause, _ = attribute_record(_packet_rst("RST", 1, ["packet_sendmsg"]))
     assert cause == "unknown"

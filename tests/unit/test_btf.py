@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from btfgen import Builder
-from rsttrace import btf as btfmod
-from rsttrace.btf import BTF, BTFError
+from rsttrace.kernel import btf as btfmod
+from rsttrace.kernel.btf import BTF, BTFError
 
 
 def build_kernel(endian="<"):

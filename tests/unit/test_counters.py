@@ -2,7 +2,7 @@
 
 import pytest
 
-from rsttrace import counters
+from rsttrace.lab import counters
 
 NETSTAT = """TcpExt: SyncookiesSent ListenOverflows EmbryonicRsts
 TcpExt: 0 3 1

@@ -4,9 +4,10 @@ or, without BTF, from the kernel version (rsttrace.hooks)."""
 import pytest
 
 from btfgen import Builder
-from rsttrace import hooks, kernel
+from rsttrace.trace import hooks
+from rsttrace.kernel import features
 from rsttrace.errors import RsttraceError
-from rsttrace.hooks import (FUNCTION_HOOKS, TRACEPOINT_HOOKS, Placement,
+from rsttrace.trace.hooks import (FUNCTION_HOOKS, TRACEPOINT_HOOKS, Placement,
                             place, positions_from_types)
 
 BY_KEY = {h.key: h for h in hooks.ALL_HOOKS}
@@ -168,8 +169,8 @@ def synthetic_btf(reason=True):
 def kern(monkeypatch):
     """Every tracepoint exists; kallsyms has each function as itself."""
     syms = {}
-    monkeypatch.setattr(kernel, "tracepoint_exists", lambda c, n: True)
-    monkeypatch.setattr(kernel, "function_symbol",
+    monkeypatch.setattr(features, "tracepoint_exists", lambda c, n: True)
+    monkeypatch.setattr(features, "function_symbol",
                         lambda name: syms.get(name, name))
     return syms
 
@@ -223,7 +224,7 @@ def test_place_without_btf_uses_version(kern):
 
 
 def test_place_missing_tracepoint(monkeypatch):
-    monkeypatch.setattr(kernel, "tracepoint_exists", lambda c, n: False)
+    monkeypatch.setattr(features, "tracepoint_exists", lambda c, n: False)
     p = place(BY_KEY["TP_TCP_SEND_RESET"], "tracepoint", None,
               version=(6, 1))
     assert p.skipped and "tcp:tcp_send_reset" in p.skipped
@@ -231,7 +232,7 @@ def test_place_missing_tracepoint(monkeypatch):
 
 
 def test_place_missing_function(kern, monkeypatch):
-    monkeypatch.setattr(kernel, "function_symbol", lambda name: None)
+    monkeypatch.setattr(features, "function_symbol", lambda name: None)
     p = place(BY_KEY["TCP_RESET"], "kprobe", None, version=(6, 1))
     assert p.skipped and "kallsyms" in p.skipped
 
@@ -265,21 +266,3 @@ def test_place_btf_only_hook_without_btf(kern):
     assert p.skipped and "BTF" in p.skipped
     p = place(BY_KEY["NF_SEND_RESET"], "kprobe", None, version=(6, 1))
     assert p.skipped
-
-
-def test_blind_spots_by_mode_and_tracepoint_format(monkeypatch):
-    from rsttrace import hooks, kernel
-    fn = [h for h in hooks.ALL_HOOKS if not h.tracepoint]
-    tps = [h for h in hooks.ALL_HOOKS if h.tracepoint and
-           h is not hooks.PACKET_HOOK]
-    old = "field:const void * skbaddr;\nfield:__u16 sport;\n"
-    new = old + "field:enum sk_rst_reason reason;\n"
-    monkeypatch.setattr(kernel, "tracepoint_format", lambda c, n: old)
-    assert set(hooks.blind_spots("kprobe", fn)) == set()
-    assert set(hooks.blind_spots("tracepoint", tps)) == {
-        "challenge_ack", "socketless", "packets"}
-    assert set(hooks.blind_spots("tracepoint", tps + [hooks.PACKET_HOOK])) \
-        == {"challenge_ack", "socketless"}
-    monkeypatch.setattr(kernel, "tracepoint_format", lambda c, n: new)
-    assert set(hooks.blind_spots("tracepoint", tps)) == {"challenge_ack",
-                                                         "packets"}

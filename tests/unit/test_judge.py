@@ -1,10 +1,12 @@
 """Verdicts: events against expectations, counters against rules."""
 
-from rsttrace.hooks import BLIND_SPOTS
-from rsttrace.scenario_run import judge
-from rsttrace.scenarios import Scenario
+from rsttrace.lab.catalogue import Scenario
+from rsttrace.lab.run import judge
+from rsttrace.trace.visibility import Visibility
 
-ALL = set(BLIND_SPOTS)          # a tracer that sees everything
+ALL = Visibility("kprobe", True, True, True)        # sees everything
+# tracepoint mode before 6.10, without --packets
+OLD_TP = Visibility("tracepoint", False, False, False)
 
 
 def _sc(expects, allow=(), counters=None):
@@ -33,14 +35,14 @@ def test_missing_and_unexpected():
 def test_allowed_is_not_unexpected():
     sc = _sc([], allow=[("a", "challenge_ack", "challenge-ack")])
     _, ok, _ = judge(sc, [_ev("a", "challenge_ack", "challenge-ack")],
-                     set(), None)
+                     OLD_TP, None)
     assert ok
 
 
 def test_counter_rule_broken_fails():
     sc = _sc([], counters={"b": {"TcpExt:EmbryonicRsts": 0,
                                  "TcpExt:ListenOverflows": ">=1"}})
-    verdict, ok, _ = judge(sc, [], set(), None,
+    verdict, ok, _ = judge(sc, [], ALL, None,
                            {"b": {"TcpExt:EmbryonicRsts": 1}})
     assert not ok
     assert "b counter TcpExt:EmbryonicRsts +1, expected +0" in verdict
@@ -49,14 +51,16 @@ def test_counter_rule_broken_fails():
 
 def test_counter_rules_met_pass():
     sc = _sc([], counters={"b": {"TcpExt:ListenOverflows": ">=1"}})
-    _, ok, _ = judge(sc, [], set(), None, {"b": {"TcpExt:ListenOverflows": 3}})
+    _, ok, _ = judge(sc, [], ALL, None, {"b": {"TcpExt:ListenOverflows": 3}})
     assert ok
 
 
 def test_challenge_ack_unobservable_is_said():
     sc = _sc([("a", "challenge_ack", "challenge-ack")])
-    verdict, ok, notes = judge(sc, [], set(), None)
+    verdict, ok, notes = judge(sc, [], OLD_TP, None)
     assert ok and verdict.startswith("cannot show")
+    verdict, ok, notes = judge(sc, [], ALL, None)
+    assert not ok and "missing a challenge_ack challenge-ack" in verdict
 
 
 def test_socketless_rst_unseen_by_old_tracepoint_is_said():
@@ -64,7 +68,7 @@ def test_socketless_rst_unseen_by_old_tracepoint_is_said():
     verdict says so instead of failing; what it can see still counts."""
     sc = _sc([("b", "sent", "no-listener"), ("a", "received",
                                              "reset-received")])
-    caps = ALL - {"socketless"}
+    caps = Visibility("tracepoint", False, True, False)
     verdict, ok, notes = judge(sc, [_ev("a", "received", "reset-received")],
                                caps, None)
     assert ok and "cannot show b sent no-listener" in verdict

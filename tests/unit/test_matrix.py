@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rsttrace import matrix
+from rsttrace.kernel import history
+from rsttrace.lab import matrix
 from rsttrace.errors import RsttraceError
 
 
@@ -25,10 +26,14 @@ def _res(name, kernel, mode, events, ok=True, counters=None):
 
 
 def test_version_parses_debian_and_custom_releases():
-    assert matrix.version("6.1.0-50-amd64") == (6, 1, 0)
-    assert matrix.version("7.2.13+deb14-amd64") == (7, 2, 13)
-    assert matrix.version("6.18.44-fc-v657") == (6, 18, 44)
-    assert matrix.version("5.10") == (5, 10, 0)
+    assert history.version("6.1.0-50-amd64") == (6, 1, 0)
+    assert history.version("7.2.13+deb14-amd64") == (7, 2, 13)
+    assert history.version("6.18.44-fc-v657") == (6, 18, 44)
+    assert history.version("5.10") == (5, 10, 0)
+    assert history.version("6.12~rc1") == (6, 12, 0)
+    assert history.version("weird") == (0, 0, 0)
+    assert history.since("6.10.0-1-amd64", history.RST_REASON)
+    assert not history.since((6, 9, 99), history.RST_REASON)
 
 
 def test_emitter_names_caller_and_function_without_suffix():

@@ -4,10 +4,10 @@ from offsets.FIELDS, so that every field rsttrace reads is exercised."""
 import pytest
 
 from btfgen import Builder
-from rsttrace import offsets
-from rsttrace.btf import BTFError
+from rsttrace.kernel import offsets
+from rsttrace.kernel.btf import BTFError
 from rsttrace.errors import RsttraceError
-from rsttrace.offsets import FIELDS, HEADER_EXPRESSIONS
+from rsttrace.kernel.offsets import FIELDS, HEADER_EXPRESSIONS
 
 
 def generate(choose=None, drop=(), sizes=None, bitfields=(), endian="<",

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from rsttrace.errors import RsttraceError
-from rsttrace.outfile import OutputFile
+from rsttrace.output.outfile import OutputFile
 
 
 def test_regular_file_appears_only_on_commit(tmp_path):

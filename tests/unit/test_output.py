@@ -3,8 +3,11 @@
 import io
 import json
 
-from rsttrace.event import FIELDS
-from rsttrace.output import JsonWriter, RowWriter, Summary, path_of
+from rsttrace.output.summary import Summary
+from rsttrace.output.tables import table
+from rsttrace.output.writers import LINE_WIDTH, JsonWriter, RowWriter
+from rsttrace.trace.decode import FIELDS
+from rsttrace.trace.stacks import path_of
 
 
 class Stream(io.StringIO):
@@ -64,8 +67,9 @@ def test_json_event_leaves_record_intact():
 
 
 def test_json_shared_stack_list_encoded_correctly():
-    """The writer caches a stack's JSON per list: records sharing the
-    decoder's cached list, and different lists, both come out right."""
+    """The writer caches a stack's JSON per value: records sharing the
+    decoder's cached list, equal lists and different lists all come out
+    right."""
     s = Stream()
     w = JsonWriter(s)
     shared = ["tcp_reset", "tcp_rcv_state_process"]
@@ -128,14 +132,12 @@ def test_rows_header_once_and_stack_indented():
     w.event(record(saddr="2001:db8::1", daddr="2001:db8::2", family=6,
                    stack=["tcp_reset"]))
     lines = s.lines()
-    assert lines[0].split() == ["TIME", "KIND", "HOOK", "STATE", "REASON",
-                                "SOURCE", "DEST", "PID", "COMM", "CTX"]
-    assert sum(1 for l in lines if l.startswith("TIME")) == 1
+    assert lines[0].split() == ["TIME", "KIND", "STATE", "SOURCE", "DEST"]
+    assert sum(1 for line in lines if line.startswith("TIME")) == 1
     row = lines[1]
-    assert row.startswith("12:34:56.789012 ")
-    for text in ("sent", "tcp_v4_send_reset", "ESTABLISHED", "NO_SOCKET",
-                 "10.0.0.1:80", "10.0.0.2:40000", "curl", "softirq"):
-        assert text in row
+    assert row.startswith("12:34:56.789 ")
+    assert row.split() == ["12:34:56.789", "sent", "ESTABLISHED",
+                           "10.0.0.1:80", "10.0.0.2:40000"]
     assert lines[2:7] == ["    tcp_v4_send_reset", "    tcp_v4_rcv.cold",
                           "    ip_protocol_deliver_rcu",
                           "    ip_local_deliver_finish",
@@ -146,19 +148,61 @@ def test_rows_header_once_and_stack_indented():
     assert len(lines) == 9
 
 
+def test_default_rows_fit_80_columns():
+    """The widest IPv4 row, its cause and its stack stay within 79."""
+    s = Stream()
+    w = RowWriter(s)
+    w.event(record(saddr="255.255.255.255", sport=65535,
+                   daddr="255.255.255.255", dport=65535, kind="received",
+                   state="NEW_SYN_RECV", cause="accept-queue-overflow",
+                   explanation="The listener's accept queue was full and "
+                   "net.ipv4.tcp_abort_on_overflow=1 made the kernel reset "
+                   "the new connection; accept faster, raise the listen() "
+                   "backlog and net.core.somaxconn, or set it to 0."))
+    lines = s.lines()
+    assert len(lines) > 4
+    assert max(len(line) for line in lines) <= LINE_WIDTH
+    assert lines[2].startswith("    cause: accept-queue-overflow: The ")
+    assert lines[3].startswith("      ")      # wrapped, indented
+
+
+def test_wide_rows_have_every_column():
+    s = Stream()
+    w = RowWriter(s, wide=True)
+    w.event(record())
+    lines = s.lines()
+    assert lines[0].split() == ["TIME", "KIND", "HOOK", "STATE", "REASON",
+                                "SOURCE", "DEST", "PID", "COMM", "CTX"]
+    row = lines[1]
+    assert row.startswith("12:34:56.789012 ")
+    for text in ("sent", "tcp_v4_send_reset", "ESTABLISHED", "NO_SOCKET",
+                 "10.0.0.1:80", "10.0.0.2:40000", "curl", "softirq"):
+        assert text in row
+
+
 def test_rows_columns_are_aligned():
+    for wide, cols in ((False, ("KIND", "STATE", "SOURCE", "DEST")),
+                       (True, ("KIND", "HOOK", "STATE", "REASON", "SOURCE"))):
+        s = Stream()
+        w = RowWriter(s, stacks=False, wide=wide)
+        w.event(record())
+        header, row = s.lines()
+        for col in cols:
+            i = header.index(col)
+            assert row[i - 1] == " " and row[i] != " ", (wide, col)
+
+
+def test_long_values_push_not_cut():
     s = Stream()
     w = RowWriter(s, stacks=False)
-    w.event(record())
-    header, row = s.lines()
-    for col in ("KIND", "HOOK", "STATE", "REASON", "SOURCE"):
-        i = header.index(col)
-        assert row[i - 2:i] == "  " and row[i] != " "
+    w.event(record(saddr="2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff",
+                   sport=65535, family=6))
+    assert "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff]:65535 " in s.lines()[1]
 
 
 def test_rows_missing_values():
     s = Stream()
-    w = RowWriter(s, stacks=False)
+    w = RowWriter(s, stacks=False, wide=True)
     w.event(record(state=None, reason=None, saddr=None, daddr=None,
                    sport=None, dport=None, context=None, stack=None))
     row = s.lines()[1].split()
@@ -187,24 +231,29 @@ def test_rows_lost():
 
 def test_summary_counts():
     summ = Summary()
-    summ.add(record())
+    summ.add(record(cause="no-connection"))
     summ.add(record(state=None, reason=None, cause="no-listener"))
-    summ.add(record(kind="received", hook="tcp_reset",
+    summ.add(record(kind="received", hook="tcp_reset", cause="reset-received",
                     stack=["tcp_reset", "tcp_validate_incoming"]))
+    summ.add(record(cause="no-connection"), count=2)
     summ.lost = 4
-    summ.kernel_events = 7
+    summ.kernel_events = 9
     d = summ.as_dict()
-    assert d["events"] == 3 and d["lost"] == 4 and d["kernel_events"] == 7
-    assert d["by_kind"] == {"sent": 2, "received": 1}
-    assert d["by_hook"] == {"tcp_v4_send_reset": 2, "tcp_reset": 1}
-    assert d["by_state"] == {"ESTABLISHED": 2, "-": 1}
-    assert d["by_reason"] == {"NO_SOCKET": 2, "-": 1}
-    assert d["by_cause"] == {"-": 2, "no-listener": 1}
-    assert d["top_paths"] == {
-        "tcp_v4_send_reset < tcp_v4_rcv < ip_protocol_deliver_rcu < "
-        "ip_local_deliver_finish": 2,
-        "tcp_reset < tcp_validate_incoming": 1}
+    assert d["kind"] == "summary"
+    assert d["events"] == 5 and d["lost"] == 4 and d["kernel_events"] == 9
+    assert d["by_kind"] == {"sent": 4, "received": 1}
+    assert d["by_hook"] == {"tcp_v4_send_reset": 4, "tcp_reset": 1}
+    assert d["by_state"] == {"ESTABLISHED": 4, "-": 1}
+    assert d["by_reason"] == {"NO_SOCKET": 4, "-": 1}
+    assert d["by_cause"] == {"no-connection": 3, "no-listener": 1,
+                             "reset-received": 1}
     assert list(d["by_kind"]) == ["sent", "received"]   # most common first
+    assert d["rows"][0] == {
+        "cause": "no-connection", "kind": "sent", "hook": "tcp_v4_send_reset",
+        "state": "ESTABLISHED", "reason": "NO_SOCKET", "family": 4,
+        "path": "tcp_v4_send_reset < tcp_v4_rcv < ip_protocol_deliver_rcu",
+        "count": 3}
+    assert sum(r["count"] for r in d["rows"]) == 5 and len(d["rows"]) == 3
     json.dumps(d)
 
 
@@ -212,26 +261,29 @@ def test_summary_empty():
     summ = Summary()
     d = summ.as_dict()
     assert d["events"] == 0 and d["kernel_events"] is None
-    assert d["by_kind"] == {} and d["top_paths"] == {}
+    assert d["by_kind"] == {} and d["rows"] == []
     assert summ.as_text() == "0 events, 0 lost"
 
 
 def test_summary_text():
     summ = Summary()
     for _ in range(3):
-        summ.add(record())
-    summ.add(record(kind="received", stack=[]))
+        summ.add(record(cause="no-listener"))
+    summ.add(record(kind="received", stack=[], cause="reset-received"))
     summ.lost = 1
+    summ.kernel_events = 5
     text = summ.as_text()
-    assert text.startswith("4 events, 1 lost\n\n")
+    assert text.startswith("4 events, 1 lost (5 matched in the kernel)\n\n")
     lines = text.splitlines()
-    kind_hdr = next(i for i, l in enumerate(lines) if l.split()[:2] ==
-                    ["kind", "count"])
-    assert lines[kind_hdr + 1].startswith("---")
-    assert lines[kind_hdr + 2].split() == ["sent", "3"]
-    assert lines[kind_hdr + 3].split() == ["received", "1"]
-    assert "kernel path (innermost first)" in text
+    hdr = next(i for i, line in enumerate(lines)
+               if line.split()[:2] == ["cause", "events"])
+    assert lines[hdr + 1].startswith("---")
+    assert lines[hdr + 2].split()[:3] == ["no-listener", "3", "a"]
+    assert lines[hdr + 3].split()[:2] == ["reset-received", "1"]
     assert "tcp_v4_send_reset < tcp_v4_rcv <" in text
+    rows = next(i for i, line in enumerate(lines)
+                if line.split()[:2] == ["cause", "kind"])
+    assert lines[rows + 2].split()[-1] == "3"
 
 
 def test_path_of():
@@ -250,7 +302,6 @@ def test_path_of():
 def test_table_wraps_columns_itself():
     """Wrapping does not rely on tabulate's maxcolwidths (0.8.10+): Debian
     11 and 12 ship older tabulate."""
-    from rsttrace.output import table
     text = table([["a", "one two three four five six", 7]], ["x", "y", "n"],
                  [None, 9, None])
     body = text.splitlines()[2:]
@@ -262,7 +313,6 @@ def test_table_wraps_columns_itself():
 
 
 def test_table_keeps_line_breaks_in_cells():
-    from rsttrace.output import table
     text = table([["a", "first\nsecond"]], ["x", "y"], [None, 40])
     assert "first" in text.splitlines()[2] and "second" in text.splitlines()[3]
 

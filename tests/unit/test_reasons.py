@@ -4,7 +4,7 @@ or the tcp_send_reset tracepoint's format. Never a fixed table."""
 import pytest
 
 from btfgen import REASONS_6_10, Builder, add_reason_enum
-from rsttrace.reasons import ReasonNames, from_btf, from_tracepoint_format
+from rsttrace.kernel.reasons import ReasonNames, from_btf, from_tracepoint_format
 
 # `cat /sys/kernel/tracing/events/tcp/tcp_send_reset/format` on 6.18.44. The
 # state's __print_symbolic comes first and must not be taken for the reason.

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from rsttrace.errors import RsttraceError
-from rsttrace.report import load, summarise
+from rsttrace.output.report import load, summarise
 
 RSTTRACE = [sys.executable, "-m", "rsttrace"]
 
@@ -32,8 +32,14 @@ RECORDS = [
 ]
 
 
+def report_of(path, warnings=None):
+    warn = (warnings.append if warnings is not None else
+            lambda m: pytest.fail("unexpected warning: " + m))
+    return summarise(load(path, warn), path)
+
+
 def test_summarise_counts_by_cause_peer_and_port(tmp_path):
-    rep = summarise(load(capture(tmp_path, RECORDS)))
+    rep = report_of(capture(tmp_path, RECORDS))
     assert rep["events"] == 3 and rep["lost"] == 3
     causes = {c["cause"]: c["count"] for c in rep["by_cause"]}
     assert causes == {"no-listener": 2, "reset-received": 1}
@@ -48,8 +54,53 @@ def test_not_json_is_one_clear_error(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"kind": "sent"}\nnot json\n')
     with pytest.raises(RsttraceError) as e:
-        load(str(path))
-    assert "line 2" in str(e.value)
+        report_of(str(path))
+    assert "line 2 is not JSON" in str(e.value)
+
+
+def test_binary_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "random"
+    path.write_bytes(bytes(range(255, -1, -1)) * 12)
+    with pytest.raises(RsttraceError) as e:
+        report_of(str(path))
+    assert "not text" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cut_last_line_is_skipped_with_a_warning(tmp_path):
+    path = capture(tmp_path, RECORDS)
+    with open(path, "a") as f:
+        f.write('{"kind": "sent", "cau')        # killed mid-line
+    warnings = []
+    rep = report_of(path, warnings)
+    assert rep["events"] == 3
+    assert len(warnings) == 1 and "cut off" in warnings[0]
+
+
+def test_empty_capture_says_so(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    with pytest.raises(RsttraceError) as e:
+        report_of(str(path))
+    assert str(e.value).startswith("no events in ")
+
+
+def test_records_of_the_wrong_shape_are_skipped(tmp_path):
+    bad = [{"kind": "sent", "sport": "x", "cause": {"a": 1},
+            "stack": "notalist"},
+           {"kind": "sent", "stack": [1, 2]}, {"kind": "sent", "sport": True},
+           {"kind": "received", "cause": "made-up"}, [1, 2][:0] or {"x": 1}]
+    warnings = []
+    rep = report_of(capture(tmp_path, RECORDS + bad), warnings)
+    assert rep["events"] == 3
+    assert len(warnings) == 1 and "skipped 5 records" in warnings[0]
+
+
+def test_a_json_value_that_is_not_an_object(tmp_path):
+    path = tmp_path / "list.jsonl"
+    path.write_text("[1, 2]\n")
+    with pytest.raises(RsttraceError) as e:
+        report_of(str(path))
+    assert "not a JSON object" in str(e.value)
 
 
 def test_report_command(tmp_path):
@@ -61,3 +112,15 @@ def test_report_command(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 1
     assert res.stderr.startswith("rsttrace: error: cannot read")
+
+
+def test_report_command_on_bad_input_is_one_line(tmp_path):
+    for name, data in (("bin", bytes(range(256))), ("empty", b""),
+                       ("text", b"hello\n")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        res = subprocess.run(RSTTRACE + ["report", str(path)],
+                             capture_output=True, text=True)
+        assert res.returncode == 1, name
+        assert res.stderr.startswith("rsttrace: error: "), res.stderr
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr

@@ -4,7 +4,11 @@ kernel is exercised by tests/integration.)"""
 
 import pytest
 
-from rsttrace import hooks, kernel, tracer
+from rsttrace.trace import hooks
+
+from rsttrace.kernel import features
+
+from rsttrace.trace import tracer
 from rsttrace.errors import RsttraceError
 
 
@@ -12,13 +16,13 @@ from rsttrace.errors import RsttraceError
 def plain(monkeypatch):
     monkeypatch.setattr(tracer, "require_root", lambda: None)
     monkeypatch.setattr(tracer, "import_bcc", lambda: None)
-    monkeypatch.setattr(kernel, "tracefs", lambda mount=False: None)
+    monkeypatch.setattr(features, "tracefs", lambda mount=False: None)
     return monkeypatch
 
 
 def test_no_btf_and_no_matching_headers(plain):
-    plain.setattr(kernel, "load_btf", lambda: None)
-    plain.setattr(kernel, "headers_match", lambda path=None: False)
+    plain.setattr(features, "load_btf", lambda: None)
+    plain.setattr(features, "headers_match", lambda path=None: False)
     with pytest.raises(RsttraceError) as e:
         tracer.Tracer().plan()
     msg = str(e.value)
@@ -27,22 +31,22 @@ def test_no_btf_and_no_matching_headers(plain):
 
 
 def test_no_hook_exists(plain):
-    plain.setattr(kernel, "load_btf", lambda: None)
-    plain.setattr(kernel, "headers_match", lambda path=None: True)
+    plain.setattr(features, "load_btf", lambda: None)
+    plain.setattr(features, "headers_match", lambda path=None: True)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
-    plain.setattr(kernel, "tracepoint_exists", lambda c, n: False)
+    plain.setattr(features, "tracepoint_exists", lambda c, n: False)
     with pytest.raises(RsttraceError) as e:
         tracer.Tracer().plan()
     assert "none of rsttrace's hooks exist" in str(e.value)
 
 
 def test_without_btf_offsets_come_from_headers(plain):
-    plain.setattr(kernel, "load_btf", lambda: None)
-    plain.setattr(kernel, "headers_match", lambda path=None: True)
+    plain.setattr(features, "load_btf", lambda: None)
+    plain.setattr(features, "headers_match", lambda path=None: True)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
-    plain.setattr(kernel, "tracepoint_exists", lambda c, n: True)
-    plain.setattr(kernel, "ringbuf_supported", lambda: False)
-    plain.setattr(kernel, "version_tuple", lambda rel=None: (6, 1))
+    plain.setattr(features, "tracepoint_exists", lambda c, n: True)
+    plain.setattr(features, "ringbuf_supported", lambda: False)
+    plain.setattr(features, "version", lambda rel=None: (6, 1, 0))
     t = tracer.Tracer().plan()
     flags = t.cflags()
     assert "-DOFFSETS_FROM_HEADERS" in flags
@@ -54,8 +58,8 @@ def test_without_btf_offsets_come_from_headers(plain):
 
 
 def test_forced_mode_the_kernel_lacks(plain):
-    plain.setattr(kernel, "load_btf", lambda: object())
-    plain.setattr(kernel, "kprobes_supported", lambda: False)
+    plain.setattr(features, "load_btf", lambda: object())
+    plain.setattr(features, "kprobes_supported", lambda: False)
     with pytest.raises(RsttraceError) as e:
         tracer.Tracer(mode="kprobe").plan()
     assert "no kprobes" in str(e.value) and "--mode tracepoint" in str(e.value)

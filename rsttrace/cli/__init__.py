@@ -1,0 +1,31 @@
+"""rsttrace's command line (click): one module per command.
+
+    trace.py      trace          scenarios.py  scenarios list/run, demo
+    doctor.py     doctor         causes.py     causes
+    report.py     report         matrix.py     matrix
+"""
+
+import click
+
+from rsttrace.cli import causes, doctor, matrix, report, scenarios, trace
+
+try:
+    from importlib.metadata import version as _version
+    __version__ = _version("rsttrace")
+except Exception:              # run from a source tree (the VM guests)
+    __version__ = "source"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=__version__, prog_name="rsttrace")
+def main():
+    """Which kernel path sent or received a TCP RST, in what socket state,
+    for which connection and process, and why."""
+
+
+for command in (trace.trace, doctor.doctor, scenarios.scenarios,
+                scenarios.demo, causes.causes, matrix.matrix, report.report):
+    main.add_command(command)
+
+if __name__ == "__main__":
+    main()

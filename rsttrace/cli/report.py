@@ -1,0 +1,22 @@
+"""`rsttrace report`: summarise a saved `trace --json` capture."""
+
+import json
+
+import click
+
+from rsttrace.cli.common import fail
+from rsttrace.errors import RsttraceError
+
+
+@click.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def report(capture, as_json):
+    """Summarise a saved `trace --json` capture (no root needed)."""
+    from rsttrace.output.report import as_text, load, summarise
+    try:
+        rep = summarise(load(capture, warn=lambda m: click.echo(
+            "rsttrace: warning: %s" % m, err=True)), capture)
+    except RsttraceError as e:
+        fail(e)
+    click.echo(json.dumps(rep, indent=2) if as_json else as_text(rep))

@@ -1,0 +1,94 @@
+"""The kernel's timers and limits: keepalive, orphans over
+tcp_max_orphans."""
+
+import socket
+import time
+
+from rsttrace.lab import traffic
+from rsttrace.lab.catalogue.registry import scenario
+
+
+@scenario("keepalive-timeout", "keepalive probes to a peer that went "
+          "silent", ["004"],
+          [("a", "sent", "keepalive-timeout")])
+def _keepalive(pair):
+    cli, srv = traffic.connected(pair, 4)
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 1)
+    traffic.block_input(pair, "b")             # the peer vanishes
+    return traffic.recv_error(cli)
+
+
+@scenario("keepalive-vanished-peer", "a keepalive probe reaches a peer "
+          "whose socket is gone (past its FIN_WAIT timeout)", ["004"],
+          [("b", "sent", "no-connection"),
+           ("a", "received", "reset-received")],
+          # how b is made to forget: an abort whose RST is dropped
+          allow=[("b", "sent", "linger-zero-close")])
+def _keepalive_vanished(pair):
+    cli, srv = traffic.connected(pair, 4)
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    traffic.block_output(pair, "b")
+    traffic.linger0(srv)
+    srv.close()
+    traffic.unblock(pair, "b")
+    return traffic.recv_error(cli)   # the probe's answer is an RST
+
+
+MAX_ORPHANS = "/proc/sys/net/ipv4/tcp_max_orphans"
+
+
+def _orphans(pair, n):
+    """n orphaned sockets on side a: connections closed while b drops
+    their FINs, left retransmitting in FIN_WAIT1."""
+    lst, port = traffic.listener(pair, "b", backlog=n)
+    clients = []
+    for _ in range(n):
+        clients.append(pair.socket("a", socket.AF_INET))
+        clients[-1].connect((pair.ipv4["b"], port))
+        srv, _ = lst.accept()
+        pair.keep(srv)       # closed with the pair, not here
+    lst.close()
+    traffic.block_input(pair, "b", "tcp dport %d" % port)
+    for cli in clients:
+        cli.close()
+
+
+@scenario("memory-pressure", "closing a connection while the host has more "
+          "orphaned sockets than net.ipv4.tcp_max_orphans allows: the kernel "
+          "aborts it with an RST instead of a FIN handshake", [],
+          [("a", "sent", "memory-pressure"),
+           ("b", "received", "reset-received")],
+          # __tcp_close sent its FIN just before the RST: b's ACK of that
+          # FIN may reach a when the socket is gone (seen on 5.10)
+          allow=[("a", "sent", "no-connection")],
+          counters={"a": {"TcpExt:TCPAbortOnMemory": ">=1"}},
+          host_wide="net.ipv4.tcp_max_orphans",
+          kernel_note="__tcp_close() orphans the socket, then "
+          "tcp_check_oom() compares the host's orphan count with "
+          "tcp_max_orphans (and TCP memory with tcp_mem) and aborts with an "
+          "RST in state CLOSE (reason TCP_ABORT_ON_MEMORY since 6.10). The "
+          "count it reads lags: before 5.16 a percpu_counter whose quick read "
+          "misses up to 32 orphans per CPU, since then a cache refreshed "
+          "every 100 ms (tcp_orphan_update); so the scenario makes 64 "
+          "orphans first and waits a moment.")
+def _memory_pressure(pair):
+    # tcp_max_orphans exists only in the initial network namespace and
+    # counts the orphans of every namespace.
+    _orphans(pair, 64)
+    time.sleep(0.3)
+    cli, srv = traffic.connected(pair, 4)
+    with open(MAX_ORPHANS) as f:
+        old = f.read().strip()
+    try:
+        with open(MAX_ORPHANS, "w") as f:
+            f.write("0")
+        cli.close()
+    finally:
+        with open(MAX_ORPHANS, "w") as f:
+            f.write(old)
+    return "tcp_max_orphans 0 for the close, %s again" % old

@@ -1,0 +1,293 @@
+"""The scenario catalogue across kernels: one table, scenario x kernel.
+
+Input: the results of `rsttrace scenarios run -o FILE` on each kernel (one
+JSON object per scenario, with its kernel release, attach mode, events and
+counter changes). Each cell says what that kernel did: the cause of each RST
+it sent (or received, when nothing was sent), the function that emitted it
+and its caller, and the kernel's reason. Where kernels differ the
+difference is called out and, when it follows from a known kernel change or
+from the attach mode, explained; anything else is marked unexplained.
+"""
+
+from tabulate import tabulate
+
+from rsttrace.errors import RsttraceError
+from rsttrace.kernel import history
+from rsttrace.output import records
+from rsttrace.trace.stacks import base_name
+from rsttrace.trace.visibility import SOCKETLESS_CAUSES, Visibility
+
+# The functions that emit (or take in) an RST: the frame that names the path.
+EMITTERS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset",
+            "tcp_reset", "tcp_send_challenge_ack", "nf_send_reset",
+            "nf_send_reset6")
+
+
+def load(paths, warn=None):
+    """Scenario results from `scenarios run -o` files, as dicts."""
+    results = []
+    what = "`rsttrace scenarios run -o FILE`"
+    for path in paths:
+        for n, r in records.read(path, what, warn or (lambda m: None)):
+            if "scenario" not in r or "kernel" not in r:
+                raise RsttraceError("%s line %d: not a scenario result"
+                                    % (path, n), "give files written by "
+                                    + what)
+            results.append(r)
+    return results
+
+
+class Column:
+    def __init__(self, kernel, mode):
+        self.kernel, self.mode = kernel, mode
+
+    @property
+    def label(self):
+        return "%s (%s)" % (self.kernel, self.mode)
+
+    def has_reasons(self):
+        return history.since(self.kernel, history.RST_REASON)
+
+    def sees(self, spot):
+        """Whether this column's tracer saw what visibility.BLIND_SPOTS[spot]
+        describes (the scenarios run with --packets)."""
+        return Visibility.of_release(self.kernel, self.mode).sees(spot)
+
+
+def emitter(stack, hook):
+    """The RST function on the stack and its caller: 'caller > function'."""
+    frames = [base_name(f) for f in stack or ()]
+    for i, f in enumerate(frames):
+        if f in EMITTERS:
+            caller = frames[i + 1] if i + 1 < len(frames) else None
+            return "%s > %s" % (caller, f) if caller else f
+    return hook or "?"
+
+
+def items(result, everything=False):
+    """What a kernel did in one scenario: (side, kind, cause, path, reason),
+    sent RSTs and challenge ACKs, or the received ones if none was sent
+    (all of them with `everything`)."""
+    evs = result["events"] if everything else (
+        [e for e in result["events"] if e["kind"] != "received"] or
+        result["events"])
+    seen = []
+    for e in evs:
+        it = (e["side"], e["kind"], e["cause"],
+              emitter(e.get("stack"), e.get("hook")), e.get("reason"))
+        if it not in seen:
+            seen.append(it)
+    return seen
+
+
+def cell(result, rules=None):
+    """One table cell; rules: the scenario's counter rules {side: {name:
+    rule}}, whose counters the cell shows."""
+    if result.get("not_run"):
+        return "not run here: it %s" % result["not_run"]
+    parts = []
+    for side, kind, cause, path, reason in items(result):
+        k = "" if kind == "sent" else " (%s)" % kind.replace("_", " ")
+        parts.append("%s: **%s**%s `%s`%s" % (
+            side, cause, k, path, " %s" % reason if reason else ""))
+    if not parts:
+        parts.append("no RST")
+    changed = result.get("counters") or {}
+    for side, names in sorted((rules or {}).items()):
+        parts.append("%s: %s" % (side, ", ".join(
+            "%s +%d" % (n.split(":", 1)[1], changed.get(side, {}).get(n, 0))
+            for n in sorted(names))))
+    if not result.get("ok", True):
+        parts.append("✗ " + result.get("verdict", "failed"))
+    return "<br>".join(parts)
+
+
+REASON_NOTE = ("before 6.10 the send functions take no reason (enum "
+               "sk_rst_reason and the reason argument came with 6.10), so "
+               "kprobe mode there reports none")
+SOCKETLESS_NOTE = ("tracepoint mode before 6.10 does not see RSTs sent "
+                   "without a full socket: tcp:tcp_send_reset fires for "
+                   "them only since 6.10")
+CHALLENGE_NOTE = ("tracepoint mode cannot see challenge ACKs: "
+                  "tcp_send_challenge_ack has no tracepoint")
+
+
+class Difference:
+    """One way kernels differ in a scenario. `explained` is the known
+    reason (kernel version, attach mode) or None."""
+
+    def __init__(self, what, text, explained=None):
+        self.what, self.text, self.explained = what, text, explained
+
+
+def differences(columns, row, tolerated=()):
+    """What differs between kernels in one scenario. row: {label: result};
+    tolerated: the scenario's allowed side effects {(side, kind, cause)},
+    compared apart from what it must show."""
+    out = []
+    present = [c for c in columns if c.label in row
+               and not row[c.label].get("not_run")]
+    tolerated = set(tolerated)
+
+    def sig(c, what):
+        its = items(row[c.label], everything=True)
+        if what == "cause":
+            return frozenset((s, k, cause) for s, k, cause, _, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) not in tolerated)
+        if what == "cause_with_socket":
+            return frozenset((s, k, cause) for s, k, cause, _, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) not in tolerated
+                             and not (k == "sent"
+                                      and cause in SOCKETLESS_CAUSES))
+        if what == "extra":
+            return frozenset((s, k, cause) for s, k, cause, _, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) in tolerated)
+        if what == "challenge":
+            return frozenset((s, cause) for s, k, cause, _, _ in its
+                             if k == "challenge_ack")
+        if what == "path":
+            return frozenset(p.split(" > ")[-1] for s, k, cause, p, _ in its
+                             if k != "challenge_ack"
+                             and (s, k, cause) not in tolerated)
+        if what == "reason":
+            return frozenset(r for s, k, cause, _, r in its if k == "sent"
+                             and (s, k, cause) not in tolerated)
+
+    def differ(what):
+        return len({sig(c, what) for c in present}) > 1
+
+    same_cause = not differ("cause")
+    if not same_cause and not differ("cause_with_socket"):
+        # only RSTs sent without a socket differ: are they missing just
+        # where the tracepoint cannot see them?
+        missing = [c for c in present
+                   if sig(c, "cause") != sig(c, "cause_with_socket")]
+        blind = [c for c in present if c not in missing]
+        if all(not c.sees("socketless") for c in blind):
+            out.append(Difference("cause", SOCKETLESS_NOTE,
+                                  "attach mode and kernel version"))
+            same_cause = True
+        else:
+            out.append(Difference("cause", "RSTs sent without a socket are "
+                                  "seen on some kernels only"))
+    elif not same_cause:
+        out.append(Difference("cause", "the kernels send or attribute "
+                              "different RSTs here; see the events"))
+    elif differ("path"):
+        out.append(Difference("path", "the same cause comes from different "
+                              "functions"))
+    if differ("extra"):
+        out.append(Difference("side effects", "side effects the scenario "
+                              "tolerates (an RST racing a retransmission or "
+                              "a challenge ACK) happened on some kernels only",
+                              "timing"))
+    challenge = {c.label: sig(c, "challenge") for c in present}
+    if len(set(challenge.values())) > 1:
+        quiet = [c for c in present if not challenge[c.label]]
+        seen = set().union(*challenge.values())
+        if all(not c.sees("challenge_ack") for c in quiet):
+            out.append(Difference("challenge ACK", CHALLENGE_NOTE,
+                                  "attach mode"))
+        elif all((side, "challenge_ack", cause) in tolerated
+                 for side, cause in seen):
+            out.append(Difference("challenge ACK", "a challenge ACK the "
+                                  "scenario tolerates happened on some "
+                                  "kernels only", "timing"))
+        else:
+            out.append(Difference("challenge ACK", "a challenge ACK on some "
+                                  "kernels only"))
+    reasons = {c.label: sig(c, "reason") for c in present}
+    if same_cause and len(set(reasons.values())) > 1:
+        named = [c for c in present if reasons[c.label] - {None}]
+        unnamed = [c for c in present if reasons[c.label] == {None}]
+        if all(c.has_reasons() for c in named) and \
+                all(not c.has_reasons() for c in unnamed):
+            out.append(Difference("reason", REASON_NOTE, "kernel version"))
+        else:
+            out.append(Difference("reason", "the kernels give different "
+                                  "reasons"))
+    return out
+
+
+def build(results, catalogue=()):
+    """(columns, rows): columns sorted by kernel version; rows per scenario
+    in catalogue order: (scenario, {label: result}, differences)."""
+    cols = {}
+    for r in results:
+        c = Column(r["kernel"], r.get("mode", "?"))
+        cols.setdefault(c.label, c)
+    columns = sorted(cols.values(), key=lambda c: (history.version(c.kernel),
+                                                  c.kernel, c.mode))
+    order = [s.name for s in catalogue]
+    known = {s.name: s for s in catalogue}
+    names = order + sorted({r["scenario"] for r in results} - set(order))
+    rows = []
+    for name in names:
+        row = {Column(r["kernel"], r.get("mode", "?")).label: r
+               for r in results if r["scenario"] == name}
+        if row:
+            allow = getattr(known.get(name), "allow", ())
+            rows.append((name, row, differences(columns, row, allow)))
+    return columns, rows
+
+
+def markdown(results, catalogue=(), date=None):
+    from rsttrace.lab.catalogue import CATALOGUE
+    catalogue = catalogue or CATALOGUE
+    by_name = {s.name: s for s in catalogue}
+    columns, rows = build(results, catalogue)
+    out = ["# RSTs across kernels", ""]
+    if date:
+        out.append("Generated %s by `scripts/kernel-matrix` (`rsttrace "
+                   "matrix`) from the scenario catalogue run on each kernel."
+                   % date)
+        out.append("")
+    out.append("Kernels: " + ", ".join("`%s` (%s mode)" % (c.kernel, c.mode)
+                                       for c in columns) + ".")
+    out += ["", "Each cell: side (a = client, b = server): **cause** "
+            "`caller > emitting function` kernel reason; counters the "
+            "scenario checks; ✗ marks a scenario that did not go as "
+            "expected on that kernel. `–` = not run there.", ""]
+    table = []
+    for name, row, diffs in rows:
+        rules = getattr(by_name.get(name), "counters", {})
+        cells = [cell(row[c.label], rules) if c.label in row else "–"
+                 for c in columns]
+        mark = " ⚠" if any(d.explained is None for d in diffs) else ""
+        table.append(["`%s`%s" % (name, mark)] + cells)
+    out.append(tabulate(table, headers=["scenario"] + [
+        "%s<br>(%s)" % (c.kernel, c.mode) for c in columns],
+        tablefmt="github"))
+    out += ["", "## Differences", ""]
+    unexplained = [(name, d) for name, _, diffs in rows for d in diffs
+                   if d.explained is None]
+    explained = {}
+    for name, _, diffs in rows:
+        for d in diffs:
+            if d.explained:
+                explained.setdefault((d.what, d.text, d.explained),
+                                     []).append(name)
+    if not unexplained and not explained:
+        out.append("None: every kernel did the same.")
+    if unexplained:
+        out += ["Not explained by a known kernel change or the attach mode "
+                "(⚠ in the table): look at these first.", ""]
+        for name, d in unexplained:
+            out.append("- `%s`, %s: %s." % (name, d.what, d.text))
+        out.append("")
+    if explained:
+        out += ["Explained:", ""]
+        for (what, text, why), names in explained.items():
+            out.append("- %s (%s): %s. In: %s." % (
+                what, why, text, ", ".join("`%s`" % n for n in names)))
+    notes = [(s.name, s.kernel_note) for s in catalogue
+             if getattr(s, "kernel_note", None)
+             and any(n == s.name for n, _, _ in rows)]
+    if notes:
+        out += ["", "## What the kernels' history says", ""]
+        for name, note in notes:
+            out.append("- `%s`: %s" % (name, note))
+    return "\n".join(out) + "\n"

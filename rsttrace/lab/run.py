@@ -1,0 +1,186 @@
+"""Run scenarios under one tracer and judge each against its expectations.
+
+One tracer (compiled once) watches every scenario; each scenario gets fresh
+namespaces, whose inodes are added to the kernel-side netns filter while it
+runs and removed before the namespaces go, so sockets left behind cannot
+leak events into the next scenario.
+"""
+
+import os
+import sys
+
+from rsttrace.lab import counters as kcounters
+from rsttrace.lab import traffic
+from rsttrace.lab.catalogue import HOST_WIDE_ENV, host_wide_allowed
+from rsttrace.lab.netns import NamespacePair
+from rsttrace.trace.filters import Filters
+from rsttrace.trace.session import Session
+from rsttrace.trace.stacks import path_of
+from rsttrace.trace.tracer import Tracer, require_root
+from rsttrace.trace.visibility import BLIND_SPOTS
+
+
+class Result:
+    def __init__(self, scenario, events, sides, app, error, verdict, ok,
+                 notes, counters=None):
+        self.scenario = scenario
+        self.events = events        # records, each with "side" added
+        self.sides = sides          # {"a": inode, "b": inode}
+        self.app = app              # what the application saw
+        self.error = error          # the scenario itself failed
+        self.verdict = verdict
+        self.ok = ok
+        self.notes = notes
+        self.counters = counters or {}  # {side: {"TcpExt:X": increase}}
+        self.kernel = os.uname().release
+        self.mode = None                # set by run_scenarios
+        self.not_run = None             # why it was not run here
+
+    def observed(self):
+        return sorted({(e["side"], e["kind"], e["cause"])
+                       for e in self.events})
+
+    def as_dict(self):
+        return {"scenario": self.scenario.name, "kernel": self.kernel,
+                "mode": self.mode,
+                "title": self.scenario.title,
+                "expected": [e.key() for e in self.scenario.expects],
+                "observed": self.observed(), "verdict": self.verdict,
+                "ok": self.ok, "application": self.app, "error": self.error,
+                "namespaces": self.sides, "counters": self.counters,
+                "not_run": self.not_run, "events": self.events}
+
+
+def judge(scenario, events, visibility, error, counters=None):
+    """(verdict, ok, notes) for what a scenario's run showed: its events
+    against the expected and tolerated causes, and the kernel counters'
+    increases ({side: {name: n}}) against the scenario's rules. What the
+    tracer cannot see on this kernel (`visibility`) is not required."""
+    observed = {(e["side"], e["kind"], e["cause"]) for e in events}
+    notes = []
+    required = set()
+    for exp in scenario.expects:
+        spot = visibility.hides(exp.kind, exp.cause)
+        if spot:
+            notes.append("cannot show %s %s %s here: %s"
+                         % (exp.side, exp.kind, exp.cause, BLIND_SPOTS[spot]))
+        else:
+            required.add(exp.key())
+    expected = {e.key() for e in scenario.expects} | scenario.allow
+    missing = sorted(required - observed)
+    unexpected = sorted(observed - expected)
+    if error:
+        return "ERROR: " + error, False, notes
+    problems = []
+    if missing:
+        problems.append("missing " + "; ".join(" ".join(m) for m in missing))
+    if unexpected:
+        problems.append("unexpected " + "; ".join(" ".join(u)
+                                                   for u in unexpected))
+    for side, rules in sorted(scenario.counters.items()):
+        for p in kcounters.check(rules, (counters or {}).get(side, {})):
+            problems.append("%s counter %s" % (side, p))
+    if problems:
+        return "FAIL: " + ", ".join(problems), False, notes
+    if notes and not required:
+        return "cannot show: " + "; ".join(notes), True, notes
+    if notes:
+        return "pass (" + "; ".join(notes) + ")", True, notes
+    return "pass", True, notes
+
+
+def run_scenarios(scenarios, mode="auto", progress=None):
+    """Run each scenario; returns [Result]."""
+    require_root()
+    progress = progress or (lambda m: print(m, file=sys.stderr, flush=True))
+    tracer = Tracer(mode=mode, filters=Filters(netns_dynamic=True),
+                    packets=True)
+    records = []
+    session = Session(tracer, on_record=records.append)
+    session.start()
+    visibility = tracer.visibility()
+    progress("rsttrace: tracing in %s mode (%s)"
+             % (tracer.mode, ", ".join(p.hook.name
+                                       for p in tracer.attached())))
+    results = []
+    try:
+        for sc in scenarios:
+            progress("scenario %s ..." % sc.name)
+            results.append(_run_one(sc, tracer, session, records, visibility))
+            results[-1].mode = tracer.mode
+    finally:
+        session.finish()
+    return results, tracer
+
+
+def _run_one(sc, tracer, session, records, visibility):
+    if sc.host_wide and not host_wide_allowed():
+        why = "changes the host-wide %s" % sc.host_wide
+        note = ("it %s for a moment, which other connections of this host "
+                "would feel; it runs in the VM suite, or here with "
+                "--host-wide (%s=1)" % (why, HOST_WIDE_ENV))
+        res = Result(sc, [], {}, None, None, "cannot show here: " + note,
+                     True, [note])
+        res.not_run = why
+        return res
+    pair = NamespacePair()
+    app = error = None
+    sides = {}
+    try:
+        pair.create()
+        sides = {side: pair.inode(side) for side in ("a", "b")}
+        for inode in sides.values():
+            tracer.watch_netns(inode)
+        start = len(records)
+        before = {side: pair.counters(side) for side in sides}
+        try:
+            app = sc.fn(pair)
+        except Exception as e:  # a scenario that breaks is reported
+            error = "%s: %s" % (type(e).__name__, e)
+        traffic.settle(0.2)
+        session.drain()
+        changed = {side: kcounters.delta(before[side], pair.counters(side))
+                   for side in sides}
+        side_of = {v: k for k, v in sides.items()}
+        events = []
+        for r in records[start:]:
+            if r["netns"] in side_of:
+                events.append(dict(r, side=side_of[r["netns"]]))
+    finally:
+        for inode in sides.values():
+            tracer.watch_netns(inode, on=False)
+        pair.close()
+    verdict, ok, notes = judge(sc, events, visibility, error, changed)
+    kept = {side: {k: v for k, v in c.items()
+                   if k in sc.counters.get(side, {})
+                   or any(word in k for word in _KEEP)}
+            for side, c in changed.items()}
+    return Result(sc, events, sides, app, error, verdict, ok, notes, kept)
+
+
+# Counters worth keeping with a result: resets, aborts, listen queue, drops.
+_KEEP = ("Rst", "Abort", "Listen", "Embryonic", "Challenge", "AttemptFails",
+         "EstabResets", "Drop", "Syncookies", "OutRsts")
+
+
+def table_rows(results):
+    rows = []
+    for r in results:
+        obs = r.observed()
+        first = next((e for e in r.events if e["kind"] != "received"),
+                     r.events[0] if r.events else None)
+        rows.append([
+            r.scenario.name,
+            "\n".join("%s %s: %s" % e.key() for e in r.scenario.expects)
+            or "no RST",
+            "\n".join("%s %s: %s" % o for o in obs) or "no RST",
+            ("%s: %s" % (first["hook"], path_of(first["stack"], 3)))
+            if first else "-",
+            (first or {}).get("reason") or "-",
+            r.verdict,
+        ])
+    return rows
+
+
+TABLE_HEADERS = ["scenario", "expected", "observed", "hook: key frames",
+                 "kernel reason", "verdict"]

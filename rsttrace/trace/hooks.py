@@ -1,0 +1,224 @@
+"""The kernel places rsttrace hooks, and where each one's arguments are.
+
+A hook is a kernel function (kprobe and fentry modes) or a raw tracepoint
+(tracepoint mode). Argument positions are read from the kernel's BTF
+prototype when it has one (matched by type, so a reordered or extended
+signature is noticed), otherwise taken from the kernel version.
+"""
+
+from rsttrace import abi
+from rsttrace.abi import KIND_CHALLENGE_ACK, KIND_RECEIVED, KIND_SENT
+from rsttrace.errors import RsttraceError
+from rsttrace.kernel import features
+from rsttrace.kernel.history import RST_REASON, TCP_RESET_SKB, since
+
+MODES = ("kprobe", "fentry", "tracepoint")
+
+SOCK_T = "struct sock *"
+SKB_T = "struct sk_buff *"
+REASON_T = "enum sk_rst_reason"
+
+
+class Hook:
+    """One place rsttrace attaches to."""
+
+    def __init__(self, key, name, kind, target, tracepoint, roles, fallback,
+                 category="tcp"):
+        self.key = key              # C identifier: HOOK_<key>, <key>_SK ...
+        self.hook_id = getattr(abi, "HOOK_ID_" + key)
+        self.name = name            # what events call it: `hook`
+        self.kind = kind
+        self.target = target        # function or tracepoint name
+        self.tracepoint = tracepoint
+        self.roles = roles          # roles it must have, e.g. ("sk", "skb")
+        self.fallback = fallback    # fn(version) -> {role: position}, or
+        #                             None: positions known only from BTF
+        self.category = category    # tracepoint category
+
+    def __repr__(self):
+        return "Hook(%s)" % self.name
+
+
+def _send_reset(ver):
+    """(sk, skb[, reason]): tcp_v4/v6_send_reset, tcp:tcp_send_reset."""
+    return {"sk": 0, "skb": 1, "reason": 2 if since(ver, RST_REASON) else -1}
+
+
+# Adding a hook: an entry here, HOOK_ID_<key> in bpf/rsttrace.h and
+# rsttrace/abi.py, and its ENTRY() in bpf/rsttrace.bpf.c.
+FUNCTION_HOOKS = [
+    Hook("TCP_V4_SEND_RESET", "tcp_v4_send_reset", KIND_SENT,
+         "tcp_v4_send_reset", False, ("sk", "skb"), _send_reset),
+    Hook("TCP_V6_SEND_RESET", "tcp_v6_send_reset", KIND_SENT,
+         "tcp_v6_send_reset", False, ("sk", "skb"), _send_reset),
+    Hook("TCP_SEND_ACTIVE_RESET", "tcp_send_active_reset", KIND_SENT,
+         "tcp_send_active_reset", False, ("sk",),
+         lambda ver: {"sk": 0,
+                      "reason": 2 if since(ver, RST_REASON) else -1}),
+    Hook("TCP_RESET", "tcp_reset", KIND_RECEIVED, "tcp_reset", False,
+         ("sk",),
+         lambda ver: {"sk": 0, "skb": 1 if since(ver, TCP_RESET_SKB)
+                      else -1}),
+    Hook("TCP_SEND_CHALLENGE_ACK", "tcp_send_challenge_ack",
+         KIND_CHALLENGE_ACK, "tcp_send_challenge_ack", False, ("sk",),
+         # The skb argument was dropped at some point; without BTF to say
+         # where it is, do not read it.
+         lambda ver: {"sk": 0}),
+    # netfilter's REJECT --reject-with tcp-reset (module nf_reject_ipv4/6;
+    # the signature gained `sk` around 5.10, so only with BTF).
+    Hook("NF_SEND_RESET", "nf_send_reset", KIND_SENT, "nf_send_reset",
+         False, ("skb",), None),
+    Hook("NF_SEND_RESET6", "nf_send_reset6", KIND_SENT, "nf_send_reset6",
+         False, ("skb",), None),
+]
+
+TRACEPOINT_HOOKS = [
+    Hook("TP_TCP_SEND_RESET", "tcp:tcp_send_reset", KIND_SENT,
+         "tcp_send_reset", True, ("sk", "skb"), _send_reset),
+    Hook("TP_TCP_RECEIVE_RESET", "tcp:tcp_receive_reset", KIND_RECEIVED,
+         "tcp_receive_reset", True, ("sk",), lambda ver: {"sk": 0}),
+]
+
+# The packet-level catch-all, opt-in (--packets): every packet queued to a
+# device passes it. Reports TCP RSTs the TCP stack did not send (netfilter
+# REJECT above all), in every mode.
+PACKET_HOOK = Hook("TP_NET_DEV_QUEUE", "net:net_dev_queue", KIND_SENT,
+                   "net_dev_queue", True, ("skb",), lambda ver: {"skb": 0},
+                   category="net")
+
+ALL_HOOKS = FUNCTION_HOOKS + TRACEPOINT_HOOKS + [PACKET_HOOK]
+HOOK_NAMES = {h.hook_id: h.name for h in ALL_HOOKS}
+
+
+def hooks_for(mode):
+    return TRACEPOINT_HOOKS if mode == "tracepoint" else FUNCTION_HOOKS
+
+
+def positions_from_types(type_names):
+    """{role: position} from a prototype's parameter types (spelled as
+    BTF.describe does); roles absent from it are -1."""
+    pos = {"sk": -1, "skb": -1, "reason": -1}
+    wanted = {SOCK_T: "sk", SKB_T: "skb", REASON_T: "reason"}
+    for i, t in enumerate(type_names):
+        t = t.replace("const ", "")
+        role = wanted.get(t)
+        if role and pos[role] < 0:
+            pos[role] = i
+    return pos
+
+
+class Placement:
+    """A hook resolved on this kernel: what to attach to and the argument
+    positions; or why it is skipped."""
+
+    def __init__(self, hook, symbol=None, positions=None, source=None,
+                 skipped=None):
+        self.hook = hook
+        self.symbol = symbol        # kallsyms name or tracepoint name
+        self.positions = positions or {}
+        self.source = source        # "btf" or "version"
+        self.skipped = skipped      # reason string when not attachable
+
+    def cflags(self):
+        if self.skipped:
+            return []
+        key = self.hook.key
+        flags = ["-DHOOK_%s=1" % key]
+        for role in ("sk", "skb", "reason"):
+            flags.append("-D%s_%s=%d" % (key, role.upper(),
+                                         self.positions.get(role, -1)))
+        return flags
+
+
+def place(hook, mode, kbtf=None, version=None):
+    """Resolve `hook` for `mode` on the running kernel."""
+    version = version or features.version()
+    if hook.tracepoint:
+        if not features.tracepoint_exists(hook.category, hook.target):
+            return Placement(hook, skipped="tracepoint %s:%s not in this "
+                             "kernel" % (hook.category, hook.target))
+        symbol = hook.target
+        types = None
+        if kbtf is not None:
+            params = kbtf.tracepoint_params(hook.target)
+            if params is not None:
+                types = [kbtf.describe(t) for t in params]
+    else:
+        symbol = features.function_symbol(hook.target)
+        if symbol is None:
+            return Placement(hook, skipped="function %s not in kallsyms "
+                             "(inlined or absent in this kernel)"
+                             % hook.target)
+        if mode == "fentry" and symbol != hook.target:
+            return Placement(hook, skipped="only the compiler clone %s "
+                             "exists; fentry needs the function itself"
+                             % symbol)
+        types = None
+        if kbtf is not None:
+            params = kbtf.func_params(hook.target)
+            if params is not None:
+                types = [kbtf.describe(t) for _, t in params]
+        if types is None and mode == "fentry":
+            return Placement(hook, skipped="not in the kernel's BTF (a "
+                             "module function?); fentry needs it")
+        if types is None and hook.fallback is None:
+            return Placement(hook, skipped="its arguments are known only "
+                             "from BTF, which does not describe it")
+    if types is not None:
+        positions = positions_from_types(types)
+        source = "btf"
+        missing = [r for r in hook.roles if positions[r] < 0]
+        if missing:
+            raise RsttraceError(
+                "%s has prototype (%s), rsttrace does not know it"
+                % (hook.name, ", ".join(types)),
+                "please report the kernel version (uname -r)")
+    else:
+        positions = {"sk": -1, "skb": -1, "reason": -1}
+        positions.update(hook.fallback(version))
+        source = "version"
+    if not hook.tracepoint and symbol != hook.target:
+        # A clone (.constprop/.isra) may have dropped or replaced
+        # arguments: trust only the socket, and only for .constprop,
+        # which keeps non-constant arguments in place.
+        positions = {"sk": positions["sk"] if ".constprop" in symbol
+                     and ".isra" not in symbol else -1,
+                     "skb": -1, "reason": -1}
+    return Placement(hook, symbol=symbol, positions=positions, source=source)
+
+
+def check_mode(mode):
+    """Raise RsttraceError if `mode` cannot work on this kernel."""
+    if mode == "kprobe" and not features.kprobes_supported():
+        raise RsttraceError(
+            "this kernel has no kprobes (CONFIG_KPROBES is off)",
+            "use --mode tracepoint or leave --mode out")
+    if mode == "fentry" and not features.fentry_supported():
+        raise RsttraceError(
+            "this kernel cannot attach fentry programs (needs BTF and the "
+            "BPF `tracing` program type)",
+            "use --mode tracepoint or leave --mode out")
+    if mode == "tracepoint":
+        if not features.raw_tracepoints_supported():
+            raise RsttraceError("this kernel has no raw tracepoints",
+                                "rsttrace needs Linux 4.17 or newer")
+        if not (features.tracepoint_exists("tcp", "tcp_send_reset") or
+                features.tracepoint_exists("tcp", "tcp_receive_reset")):
+            raise RsttraceError(
+                "this kernel has neither tcp:tcp_send_reset nor "
+                "tcp:tcp_receive_reset", "use --mode kprobe")
+
+
+def auto_mode():
+    """The attach mode trace uses when none is forced: kprobes where the
+    kernel has them (they reach all five functions, compiler clones
+    included), then fentry, then the tcp tracepoints."""
+    if features.kprobes_supported():
+        return "kprobe"
+    if features.fentry_supported():
+        return "fentry"
+    if features.raw_tracepoints_supported():
+        return "tracepoint"
+    raise RsttraceError(
+        "this kernel supports none of kprobes, fentry or raw tracepoints",
+        "rsttrace needs a kernel with CONFIG_KPROBES or BPF raw tracepoints")

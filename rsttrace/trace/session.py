@@ -1,0 +1,119 @@
+"""A tracing session: probe -> event -> attribution -> output, until told
+to stop (duration, count, SIGINT/SIGTERM)."""
+
+import signal
+import sys
+import time
+
+from rsttrace.attribution import attribute
+from rsttrace.kernel import features
+from rsttrace.kernel.reasons import ReasonNames
+from rsttrace.output.summary import Summary
+from rsttrace.trace.decode import Decoder
+
+
+class Session:
+    def __init__(self, tracer, writer=None, summary=False, count=None,
+                 duration=None, on_record=None, warn=None):
+        self.tracer = tracer
+        self.writer = writer
+        self.summary = Summary() if summary else None
+        self.count = count
+        self.duration = duration
+        self.on_record = on_record
+        self.warn = warn or (lambda m: print("rsttrace: " + m,
+                                             file=sys.stderr, flush=True))
+        self.decoder = None
+        self.seen = 0
+        self.lost_reported = 0
+        self.missing_reported = 0
+        self.stopping = False
+        self.on_tick = None          # called about once a second
+        self.before_close = None     # called after the last drain
+
+    def start(self):
+        self.tracer.start(self._raw)
+        kbtf = self.tracer.kbtf
+        tp_format = features.tracepoint_format("tcp", "tcp_send_reset")
+        self.decoder = Decoder(ReasonNames.for_kernel(kbtf, tp_format),
+                               features.hz(), self.tracer.stack,
+                               self.tracer.ksym, self.tracer.refresh_symbols)
+        return self
+
+    def _raw(self, ev):
+        if self.count is not None and self.seen >= self.count:
+            return
+        record, facts = self.decoder.decode(ev)
+        record["cause"], record["explanation"] = attribute(facts)
+        self.seen += 1
+        if self.summary is not None:
+            self.summary.add(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        if self.writer is not None:
+            self.writer.event(record)
+
+    def check_lost(self):
+        missing = self.decoder.missing_stacks if self.decoder else 0
+        if missing > self.missing_reported:
+            self.warn("%d events without their kernel stack (the kernel's "
+                      "stack table dropped it before it was read), %d in all"
+                      % (missing - self.missing_reported, missing))
+            self.missing_reported = missing
+        matched, lost = self.tracer.counts()
+        if lost > self.lost_reported:
+            delta = lost - self.lost_reported
+            self.lost_reported = lost
+            self.warn("lost %d events (buffer full), %d in all" % (delta,
+                                                                    lost))
+            if self.writer is not None:
+                self.writer.lost(delta, lost)
+        if self.summary is not None:
+            self.summary.lost = lost
+            self.summary.kernel_events = matched
+
+    def _stop(self, signum, frame):
+        self.stopping = True
+
+    def run(self):
+        """Poll until duration, count or a signal; then finish()."""
+        old = {s: signal.signal(s, self._stop)
+               for s in (signal.SIGINT, signal.SIGTERM)}
+        deadline = (time.monotonic() + self.duration
+                    if self.duration else None)
+        next_tick = time.monotonic() + 1
+        try:
+            while not self.stopping:
+                self.tracer.poll(100)
+                self.check_lost()
+                if self.writer is not None:
+                    self.writer.flush()
+                if self.on_tick and time.monotonic() >= next_tick:
+                    next_tick += 1
+                    self.on_tick()
+                if self.count is not None and self.seen >= self.count:
+                    break
+                if deadline and time.monotonic() >= deadline:
+                    break
+        finally:
+            self.finish()
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def drain(self):
+        self.tracer.drain()
+        self.check_lost()
+        if self.writer is not None:
+            self.writer.flush()
+
+    def finish(self):
+        if self.tracer.bpf is None:
+            return
+        try:
+            self.drain()
+            if self.summary is not None and self.writer is not None:
+                self.writer.summary(self.summary)
+            if self.before_close is not None:
+                self.before_close()
+        finally:
+            self.tracer.close()

@@ -1,0 +1,71 @@
+"""What a tracer can see: from the mode and facts about the kernel (the
+tcp_send_reset tracepoint's format, kallsyms, a release string), never
+from which hooks attached."""
+
+import pytest
+
+from rsttrace.kernel import features
+from rsttrace.trace.visibility import BLIND_SPOTS, Visibility, spot_of
+
+OLD_FMT = "field:const void * skbaddr;\nfield:__u16 sport;\n"
+NEW_FMT = OLD_FMT + "field:enum sk_rst_reason reason;\n"
+
+
+@pytest.fixture()
+def kernel_with(monkeypatch):
+    def make(fmt, nf_reject):
+        monkeypatch.setattr(features, "tracepoint_format",
+                            lambda c, n: fmt)
+        monkeypatch.setattr(features, "function_symbol",
+                            lambda name: name if nf_reject else None)
+    return make
+
+
+def test_function_modes_see_everything_with_netfilter_loaded(kernel_with):
+    kernel_with(OLD_FMT, True)
+    for mode in ("kprobe", "fentry"):
+        assert Visibility.here(mode, False).blind_spots() == {}
+
+
+def test_function_modes_without_the_reject_module(kernel_with):
+    kernel_with(OLD_FMT, False)
+    assert set(Visibility.here("kprobe", False).blind_spots()) == {"packets"}
+    assert Visibility.here("kprobe", True).blind_spots() == {}
+
+
+def test_tracepoint_mode_by_format(kernel_with):
+    kernel_with(OLD_FMT, True)
+    assert set(Visibility.here("tracepoint", False).blind_spots()) == {
+        "challenge_ack", "socketless", "packets"}
+    assert set(Visibility.here("tracepoint", True).blind_spots()) == {
+        "challenge_ack", "socketless"}
+    kernel_with(NEW_FMT, True)
+    assert set(Visibility.here("tracepoint", False).blind_spots()) == {
+        "challenge_ack", "packets"}
+    kernel_with(None, True)             # no tracefs: nothing known to fire
+    assert "socketless" in Visibility.here("tracepoint", True).blind_spots()
+
+
+@pytest.mark.parametrize("release,mode,blind", [
+    ("5.10.0-32-amd64", "tracepoint", {"challenge_ack", "socketless"}),
+    ("6.1.0-50-amd64", "kprobe", set()),
+    ("6.12.117+deb13-amd64", "tracepoint", {"challenge_ack"}),
+    ("6.9.12", "tracepoint", {"challenge_ack", "socketless"}),
+    ("7.2.13+deb14-amd64", "fentry", set()),
+])
+def test_of_release(release, mode, blind):
+    assert set(Visibility.of_release(release, mode).blind_spots()) == blind
+
+
+def test_texts_and_spots():
+    assert set(BLIND_SPOTS) == {"challenge_ack", "socketless", "packets"}
+    assert spot_of("challenge_ack", "challenge-ack") == "challenge_ack"
+    assert spot_of("sent", "firewall-reject") == "packets"
+    assert spot_of("sent", "no-listener") == "socketless"
+    assert spot_of("received", "reset-received") is None
+    assert spot_of("sent", "linger-zero-close") is None
+    old = Visibility("tracepoint", False, True, False)
+    assert old.hides("sent", "no-connection") == "socketless"
+    assert old.hides("received", "no-connection") is None
+    with pytest.raises(KeyError):
+        old.sees("nothing")
