@@ -120,96 +120,112 @@ class Difference:
         self.what, self.text, self.explained = what, text, explained
 
 
-def differences(columns, row, tolerated=()):
-    """What differs between kernels in one scenario. row: {label: result};
-    tolerated: the scenario's allowed side effects {(side, kind, cause)},
-    compared apart from what it must show."""
-    out = []
-    present = [c for c in columns if c.label in row
-               and not row[c.label].get("not_run")]
-    tolerated = set(tolerated)
+class _Row:
+    """One scenario's results on the kernels that ran it, for comparing."""
 
-    def sig(c, what):
-        its = items(row[c.label], everything=True)
+    def __init__(self, columns, row, tolerated):
+        self.row = row
+        self.present = [c for c in columns if c.label in row
+                        and not row[c.label].get("not_run")]
+        self.tolerated = set(tolerated)
+
+    def sig(self, c, what):
+        """What column c did, as far as `what` is concerned."""
+        its = items(self.row[c.label], everything=True)
+        tol = self.tolerated
+        rsts = [(s, k, cause, p, r) for s, k, cause, p, r in its
+                if k != "challenge_ack"]
         if what == "cause":
-            return frozenset((s, k, cause) for s, k, cause, _, _ in its
-                             if k != "challenge_ack"
-                             and (s, k, cause) not in tolerated)
+            return frozenset((s, k, cause) for s, k, cause, _, _ in rsts
+                             if (s, k, cause) not in tol)
         if what == "cause_with_socket":
-            return frozenset((s, k, cause) for s, k, cause, _, _ in its
-                             if k != "challenge_ack"
-                             and (s, k, cause) not in tolerated
+            return frozenset((s, k, cause) for s, k, cause, _, _ in rsts
+                             if (s, k, cause) not in tol
                              and not (k == "sent"
                                       and cause in SOCKETLESS_CAUSES))
         if what == "extra":
-            return frozenset((s, k, cause) for s, k, cause, _, _ in its
-                             if k != "challenge_ack"
-                             and (s, k, cause) in tolerated)
+            return frozenset((s, k, cause) for s, k, cause, _, _ in rsts
+                             if (s, k, cause) in tol)
         if what == "challenge":
             return frozenset((s, cause) for s, k, cause, _, _ in its
                              if k == "challenge_ack")
         if what == "path":
-            return frozenset(p.split(" > ")[-1] for s, k, cause, p, _ in its
-                             if k != "challenge_ack"
-                             and (s, k, cause) not in tolerated)
+            return frozenset(p.split(" > ")[-1] for s, k, cause, p, _ in rsts
+                             if (s, k, cause) not in tol)
         if what == "reason":
-            return frozenset(r for s, k, cause, _, r in its if k == "sent"
-                             and (s, k, cause) not in tolerated)
+            return frozenset(r for s, k, cause, _, r in rsts if k == "sent"
+                             and (s, k, cause) not in tol)
+        raise KeyError(what)
 
-    def differ(what):
-        return len({sig(c, what) for c in present}) > 1
+    def differ(self, what):
+        return len({self.sig(c, what) for c in self.present}) > 1
 
-    same_cause = not differ("cause")
-    if not same_cause and not differ("cause_with_socket"):
-        # only RSTs sent without a socket differ: are they missing just
-        # where the tracepoint cannot see them?
-        missing = [c for c in present
-                   if sig(c, "cause") != sig(c, "cause_with_socket")]
-        blind = [c for c in present if c not in missing]
-        if all(not c.sees("socketless") for c in blind):
-            out.append(Difference("cause", SOCKETLESS_NOTE,
-                                  "attach mode and kernel version"))
-            same_cause = True
-        else:
-            out.append(Difference("cause", "RSTs sent without a socket are "
-                                  "seen on some kernels only"))
-    elif not same_cause:
-        out.append(Difference("cause", "the kernels send or attribute "
-                              "different RSTs here; see the events"))
-    elif differ("path"):
-        out.append(Difference("path", "the same cause comes from different "
-                              "functions"))
-    if differ("extra"):
+
+def differences(columns, row, tolerated=()):
+    """What differs between kernels in one scenario. row: {label: result};
+    tolerated: the scenario's allowed side effects {(side, kind, cause)},
+    compared apart from what it must show."""
+    r = _Row(columns, row, tolerated)
+    out, same_cause = _cause_differences(r)
+    if r.differ("extra"):
         out.append(Difference("side effects", "side effects the scenario "
                               "tolerates (an RST racing a retransmission or "
                               "a challenge ACK) happened on some kernels only",
                               "timing"))
-    challenge = {c.label: sig(c, "challenge") for c in present}
-    if len(set(challenge.values())) > 1:
-        quiet = [c for c in present if not challenge[c.label]]
-        seen = set().union(*challenge.values())
-        if all(not c.sees("challenge_ack") for c in quiet):
-            out.append(Difference("challenge ACK", CHALLENGE_NOTE,
-                                  "attach mode"))
-        elif all((side, "challenge_ack", cause) in tolerated
-                 for side, cause in seen):
-            out.append(Difference("challenge ACK", "a challenge ACK the "
-                                  "scenario tolerates happened on some "
-                                  "kernels only", "timing"))
-        else:
-            out.append(Difference("challenge ACK", "a challenge ACK on some "
-                                  "kernels only"))
-    reasons = {c.label: sig(c, "reason") for c in present}
-    if same_cause and len(set(reasons.values())) > 1:
-        named = [c for c in present if reasons[c.label] - {None}]
-        unnamed = [c for c in present if reasons[c.label] == {None}]
-        if all(c.has_reasons() for c in named) and \
-                all(not c.has_reasons() for c in unnamed):
-            out.append(Difference("reason", REASON_NOTE, "kernel version"))
-        else:
-            out.append(Difference("reason", "the kernels give different "
-                                  "reasons"))
+    out += _challenge_differences(r)
+    if same_cause:
+        out += _reason_differences(r)
     return out
+
+
+def _cause_differences(r):
+    """([Difference], whether the causes agree once explained)."""
+    if not r.differ("cause"):
+        if r.differ("path"):
+            return [Difference("path", "the same cause comes from different "
+                               "functions")], True
+        return [], True
+    if r.differ("cause_with_socket"):
+        return [Difference("cause", "the kernels send or attribute different "
+                           "RSTs here; see the events")], False
+    # only RSTs sent without a socket differ: are they missing just where
+    # the tracepoint cannot see them?
+    blind = [c for c in r.present
+             if r.sig(c, "cause") == r.sig(c, "cause_with_socket")]
+    if all(not c.sees("socketless") for c in blind):
+        return [Difference("cause", SOCKETLESS_NOTE,
+                           "attach mode and kernel version")], True
+    return [Difference("cause", "RSTs sent without a socket are seen on some "
+                       "kernels only")], False
+
+
+def _challenge_differences(r):
+    challenge = {c.label: r.sig(c, "challenge") for c in r.present}
+    if len(set(challenge.values())) <= 1:
+        return []
+    quiet = [c for c in r.present if not challenge[c.label]]
+    seen = set().union(*challenge.values())
+    if all(not c.sees("challenge_ack") for c in quiet):
+        return [Difference("challenge ACK", CHALLENGE_NOTE, "attach mode")]
+    if all((side, "challenge_ack", cause) in r.tolerated
+           for side, cause in seen):
+        return [Difference("challenge ACK", "a challenge ACK the scenario "
+                           "tolerates happened on some kernels only",
+                           "timing")]
+    return [Difference("challenge ACK", "a challenge ACK on some kernels "
+                       "only")]
+
+
+def _reason_differences(r):
+    reasons = {c.label: r.sig(c, "reason") for c in r.present}
+    if len(set(reasons.values())) <= 1:
+        return []
+    named = [c for c in r.present if reasons[c.label] - {None}]
+    unnamed = [c for c in r.present if reasons[c.label] == {None}]
+    if all(c.has_reasons() for c in named) and \
+            all(not c.has_reasons() for c in unnamed):
+        return [Difference("reason", REASON_NOTE, "kernel version")]
+    return [Difference("reason", "the kernels give different reasons")]
 
 
 def build(results, catalogue=()):

@@ -90,38 +90,39 @@ def display_addr(addr6):
     return addr6.ipv4_mapped or addr6
 
 
-def parse_ports(values):
-    ports = set()
+def items(values):
+    """The values of a repeatable option, each of which may be a
+    comma-separated list."""
     for value in values:
         for part in str(value).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if not (part.isascii() and part.isdigit()) or \
-                    not 0 < int(part) < 65536:
-                raise UsageError(
-                    "--port %s is not a TCP port" % part,
-                    "give a number from 1 to 65535, or a comma-separated list")
-            ports.add(int(part))
+            if part.strip():
+                yield part.strip()
+
+
+def parse_ports(values):
+    ports = set()
+    for part in items(values):
+        if not (part.isascii() and part.isdigit()) or \
+                not 0 < int(part) < 65536:
+            raise UsageError(
+                "--port %s is not a TCP port" % part,
+                "give a number from 1 to 65535, or a comma-separated list")
+        ports.add(int(part))
     return ports
 
 
 def parse_hosts(values):
     hosts = set()
-    for value in values:
-        for part in str(value).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                addr = ipaddress.ip_address(part.strip("[]"))
-            except ValueError:
-                raise UsageError(
-                    "--host %s is not an IP address" % part,
-                    "give an IPv4 or IPv6 address such as 10.0.0.1 or ::1")
-            if addr.version == 4:
-                addr = ipaddress.IPv6Address("::ffff:" + str(addr))
-            hosts.add(addr)
+    for part in items(values):
+        try:
+            addr = ipaddress.ip_address(part.strip("[]"))
+        except ValueError:
+            raise UsageError(
+                "--host %s is not an IP address" % part,
+                "give an IPv4 or IPv6 address such as 10.0.0.1 or ::1")
+        if addr.version == 4:
+            addr = ipaddress.IPv6Address("::ffff:" + str(addr))
+        hosts.add(addr)
     return hosts
 
 
@@ -164,7 +165,7 @@ def netns_inode(spec):
 
 
 def parse_netns(values):
-    return {netns_inode(v) for s in values for v in str(s).split(",") if v}
+    return {netns_inode(v) for v in items(values)}
 
 
 def build(ports=(), hosts=(), pid=None, comm=None, netns=(), ipv4=False,

@@ -58,17 +58,25 @@ def _established_seq(pair):
     return cli, srv, b_snd, b_rcv
 
 
+def _into(pair, cli, srv, seq, flags):
+    """A hand-made segment into the connection, from a's end to b's."""
+    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
+                       srv.getsockname()[1], seq=seq, ack=0, flags=flags)
+    time.sleep(0.05)
+
+
+def _survives(cli, srv):
+    srv.send(b"still alive")
+    return "connection survives: %r" % cli.recv(20)
+
+
 @scenario("challenge-ack-rst", "an in-window RST with the wrong sequence "
           "number gets a challenge ACK (RFC 5961)", ["003"],
           [("b", "challenge_ack", "challenge-ack")], needs=["challenge_ack"])
 def _challenge_rst(pair):
     cli, srv, b_snd, b_rcv = _established_seq(pair)
-    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
-                       srv.getsockname()[1], seq=b_rcv + 100, ack=0,
-                       flags=RST)
-    time.sleep(0.05)
-    srv.send(b"still alive")
-    return "connection survives: %r" % cli.recv(20)
+    _into(pair, cli, srv, b_rcv + 100, RST)
+    return _survives(cli, srv)
 
 
 @scenario("challenge-ack-syn", "a SYN inside an established connection gets "
@@ -79,10 +87,7 @@ def _challenge_rst(pair):
           needs=["challenge_ack"])
 def _challenge_syn(pair):
     cli, srv, b_snd, b_rcv = _established_seq(pair)
-    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
-                       srv.getsockname()[1], seq=b_rcv + 10, ack=0,
-                       flags=SYN)
-    time.sleep(0.05)
+    _into(pair, cli, srv, b_rcv + 10, SYN)
     return None
 
 
@@ -90,12 +95,8 @@ def _challenge_syn(pair):
           "dropped silently (tcp_validate_incoming)", ["003"], [])
 def _oow_rst(pair):
     cli, srv, b_snd, b_rcv = _established_seq(pair)
-    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
-                       srv.getsockname()[1], seq=b_rcv + (1 << 30), ack=0,
-                       flags=RST)
-    time.sleep(0.05)
-    srv.send(b"still alive")
-    return "connection survives: %r" % cli.recv(20)
+    _into(pair, cli, srv, b_rcv + (1 << 30), RST)
+    return _survives(cli, srv)
 
 
 @scenario("exact-rst", "an RST with exactly the expected sequence number "
@@ -103,6 +104,5 @@ def _oow_rst(pair):
           [("b", "received", "reset-received")])
 def _exact_rst(pair):
     cli, srv, b_snd, b_rcv = _established_seq(pair)
-    craft.send_segment(pair, "a", "b", cli.getsockname()[1],
-                       srv.getsockname()[1], seq=b_rcv, ack=0, flags=RST)
+    _into(pair, cli, srv, b_rcv, RST)
     return traffic.recv_error(srv)
