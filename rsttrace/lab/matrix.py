@@ -14,14 +14,8 @@ from tabulate import tabulate
 from rsttrace.errors import RsttraceError
 from rsttrace.kernel import history
 from rsttrace.output import records
-from rsttrace.trace.stacks import base_name
+from rsttrace.trace import stacks
 from rsttrace.trace.visibility import SOCKETLESS_CAUSES, Visibility
-
-# The functions that emit (or take in) an RST: the frame that names the path.
-EMITTERS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset",
-            "tcp_reset", "tcp_send_challenge_ack", "nf_send_reset",
-            "nf_send_reset6")
-
 
 def load(paths, warn=None):
     """Scenario results from `scenarios run -o` files, as dicts."""
@@ -55,13 +49,9 @@ class Column:
 
 
 def emitter(stack, hook):
-    """The RST function on the stack and its caller: 'caller > function'."""
-    frames = [base_name(f) for f in stack or ()]
-    for i, f in enumerate(frames):
-        if f in EMITTERS:
-            caller = frames[i + 1] if i + 1 < len(frames) else None
-            return "%s > %s" % (caller, f) if caller else f
-    return hook or "?"
+    """The RST function on the stack and its caller: 'caller > function'
+    (the hook when the stack has none)."""
+    return stacks.emitter(stack, caller=True) or hook or "?"
 
 
 def items(result, everything=False):

@@ -64,3 +64,21 @@ def path_of(stack, depth=4):
     if not stack:
         return "-"
     return " < ".join(base_name(f) for f in stack[:depth])
+
+
+# The functions that emit (or take in) an RST: the frame that names the path.
+EMITTERS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset",
+            "tcp_reset", "tcp_send_challenge_ack", "nf_send_reset",
+            "nf_send_reset6")
+
+
+def emitter(stack, caller=False):
+    """The RST function on a stack ("caller > function" with `caller`), or
+    None when none is on it."""
+    frames = [base_name(f) for f in stack or ()]
+    for i, f in enumerate(frames):
+        if f in EMITTERS:
+            if caller and i + 1 < len(frames):
+                return "%s > %s" % (frames[i + 1], f)
+            return f
+    return None

@@ -41,10 +41,14 @@ class Visibility:
     @classmethod
     def here(cls, mode, packets):
         """On the running kernel: the tracepoint's format tells whether it
-        has the 6.10 behaviour, whatever the version string says; kallsyms
-        whether netfilter's reject function is there (its module loaded)."""
+        has the 6.10 behaviour, whatever the version string says (the
+        version where the format cannot be read, e.g. unprivileged);
+        kallsyms whether netfilter's reject function is there (its module
+        loaded)."""
         fmt = features.tracepoint_format("tcp", "tcp_send_reset")
-        return cls(mode, fmt is not None and "reason" in fmt, packets,
+        socketless = ("reason" in fmt if fmt is not None else
+                      history.since(features.version(), history.RST_REASON))
+        return cls(mode, socketless, packets,
                    features.function_symbol("nf_send_reset") is not None)
 
     @classmethod

@@ -202,9 +202,18 @@ def test_doctor_reports_this_kernel():
                           "tcp_send_active_reset", "tcp_reset",
                           "tcp_send_challenge_ack", "tcp:tcp_send_reset",
                           "tcp:tcp_receive_reset"}
-    if not kprobes:
+    # auto mode: kprobe where the kernel has kprobes (the kprobe PMU, read
+    # here independently), else fentry or tracepoint
+    if kprobes:
+        assert doc["mode"] == "kprobe"
+        assert hooks["tcp_v4_send_reset"]["status"].startswith("used")
+        assert hooks["tcp:tcp_send_reset"]["status"].startswith(
+            "present, not used")
+    else:
         assert doc["mode"] in ("fentry", "tracepoint")
-        assert hooks["tcp:tcp_send_reset"]["status"].startswith("used")
+        used = "tcp_v4_send_reset" if doc["mode"] == "fentry" \
+            else "tcp:tcp_send_reset"
+        assert hooks[used]["status"].startswith("used")
     # the packet hook is opt-in in every mode, and doctor says so
     assert hooks["net:net_dev_queue"]["status"].startswith(
         "used with --packets")

@@ -22,19 +22,6 @@ def header_text():
         return f.read()
 
 
-def rst_event_members():
-    """[(name, C type, array length or None)] of struct rst_event."""
-    body = re.search(r"struct rst_event \{(.*?)\};", header_text(), re.S)
-    out = []
-    for line in body.group(1).splitlines():
-        line = re.sub(r"/\*.*?\*/", "", line).strip()
-        m = re.match(r"(\w+)\s+(\w+)(?:\[(\d+)\])?;", line)
-        if m:
-            out.append((m.group(2), m.group(1),
-                        int(m.group(3)) if m.group(3) else None))
-    return out
-
-
 def rst_event_fields():
     """Member names of struct rst_event, read from bpf/rsttrace.h."""
     return [name for name, _, _ in rst_event_members()]

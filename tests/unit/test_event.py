@@ -1,12 +1,8 @@
 """Decoder.record: the raw event of bpf/rsttrace.h to the JSON record, with
 fakes for the stack table and kallsyms."""
 
-import ctypes
 import datetime
 import ipaddress
-import os
-import re
-import struct
 
 import pytest
 
@@ -14,7 +10,6 @@ from rsttrace import abi
 from rsttrace.abi import (EV_LINGER, EV_LISTENER, EV_PACKET, EV_SEQ, EV_SOCK,
                           EV_TCP_SOCK, tcp_flags)
 from rsttrace.kernel.reasons import ReasonNames
-from rsttrace.trace import hooks
 from rsttrace.trace.decode import FIELDS, Decoder
 from rsttrace.trace.stacks import base_name, context_of
 from test_abi import rst_event_members

@@ -2,7 +2,6 @@
 
 import ipaddress
 import os
-import re
 
 import pytest
 

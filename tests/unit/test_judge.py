@@ -1,6 +1,7 @@
 """Verdicts: events against expectations, counters against rules."""
 
 from rsttrace.lab.catalogue import Scenario
+from rsttrace.lab.expectations import Expect
 from rsttrace.lab.run import judge
 from rsttrace.trace.visibility import Visibility
 
@@ -10,7 +11,10 @@ OLD_TP = Visibility("tracepoint", False, False, False)
 
 
 def _sc(expects, allow=(), counters=None):
-    return Scenario("x", "x", [], None, expects, allow, (), counters)
+    sc = Scenario("x", "x", [], None, counters)
+    sc.expects = [Expect(*e, why="test") for e in expects]
+    sc.tolerates = [Expect(*e, why="test") for e in allow]
+    return sc
 
 
 def _ev(side, kind, cause):
@@ -75,3 +79,60 @@ def test_socketless_rst_unseen_by_old_tracepoint_is_said():
     assert "6.10" in notes[0]
     verdict, ok, _ = judge(sc, [], caps, None)
     assert not ok and "missing a received reset-received" in verdict
+
+
+def _full(state, emitter, reason, cause="no-listener"):
+    return {"side": "b", "kind": "sent", "cause": cause, "state": state,
+            "hook": "tcp:tcp_send_reset", "reason": reason,
+            "stack": [emitter, "tcp_v4_rcv"]}
+
+
+def _sc_full():
+    sc = _sc([])
+    sc.expects = [Expect("b", "sent", "no-listener", "test", state=None,
+                         emitter="tcp_v4_send_reset", reason="NO_SOCKET")]
+    return sc
+
+
+def test_state_emitter_and_reason_are_judged():
+    sc = _sc_full()
+    ok_ev = _full(None, "tcp_v4_send_reset", "NO_SOCKET")
+    assert judge(sc, [ok_ev], ALL, None, release="6.12.1")[1]
+    for ev, why in ((_full("LISTEN", "tcp_v4_send_reset", "NO_SOCKET"),
+                     "state LISTEN, expected None"),
+                    (_full(None, "tcp_send_active_reset", "NO_SOCKET"),
+                     "emitted by tcp_send_active_reset"),
+                    (_full(None, "tcp_v4_send_reset", "TCP_STATE"),
+                     "reason TCP_STATE, expected NO_SOCKET")):
+        verdict, ok, _ = judge(sc, [ev], ALL, None, release="6.12.1")
+        assert not ok and why in verdict, verdict
+        assert "missing b sent no-listener" in verdict
+
+
+def test_reason_only_from_6_10():
+    sc = _sc_full()
+    old = _full(None, "tcp_v4_send_reset", None)
+    assert judge(sc, [old], ALL, None, release="6.1.0-50-amd64")[1]
+    verdict, ok, _ = judge(sc, [old], ALL, None, release="6.10.0")
+    assert not ok and "reason None, expected NO_SOCKET" in verdict
+    new = _full(None, "tcp_v4_send_reset", "NO_SOCKET")
+    assert not judge(sc, [new], ALL, None, release="5.10.0-32-amd64")[1]
+
+
+def test_error_fails_whatever_was_seen():
+    sc = _sc([("b", "sent", "no-listener")])
+    verdict, ok, _ = judge(sc, [_ev("b", "sent", "no-listener")], ALL,
+                           "OSError: boom")
+    assert not ok and verdict == "ERROR: OSError: boom"
+
+
+def test_catalogue_expectations_are_complete():
+    """Every must-have event names its state, emitter and (for a sent RST)
+    its reason; every expectation has a why."""
+    from rsttrace.lab.catalogue import CATALOGUE
+    from rsttrace.lab.expectations import ANY
+    for sc in CATALOGUE:
+        for e in sc.expects:
+            assert e.state is not ANY and e.emitter is not ANY, sc.name
+        for e in sc.expects + sc.tolerates:
+            assert len(e.why) > 20, (sc.name, e.key())

@@ -42,8 +42,15 @@ def test_tracepoint_mode_by_format(kernel_with):
     kernel_with(NEW_FMT, True)
     assert set(Visibility.here("tracepoint", False).blind_spots()) == {
         "challenge_ack", "packets"}
-    kernel_with(None, True)             # no tracefs: nothing known to fire
+
+def test_tracepoint_mode_without_its_format_goes_by_version(kernel_with,
+                                                           monkeypatch):
+    kernel_with(None, True)             # tracefs unreadable (unprivileged)
+    monkeypatch.setattr(features, "version", lambda: (6, 1, 0))
     assert "socketless" in Visibility.here("tracepoint", True).blind_spots()
+    monkeypatch.setattr(features, "version", lambda: (6, 18, 4))
+    assert "socketless" not in Visibility.here("tracepoint",
+                                               True).blind_spots()
 
 
 @pytest.mark.parametrize("release,mode,blind", [

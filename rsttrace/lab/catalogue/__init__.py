@@ -14,7 +14,7 @@ function with @scenario in the module of its theme.
 from rsttrace.lab.catalogue import (  # noqa: F401  (they fill CATALOGUE)
     close, connect, firewall, listener, segments, timers)
 from rsttrace.lab.catalogue.registry import (  # noqa: F401
-    CATALOGUE, HOST_WIDE_ENV, SOURCES, Expect, Scenario, by_name,
+    CATALOGUE, HOST_WIDE_ENV, SOURCES, Scenario, by_name,
     host_wide_allowed, scenario)
 
 THEMES = ("connect", "close", "listener", "timers", "firewall", "segments")

@@ -10,24 +10,18 @@ from rsttrace.lab.craft import ACK
 
 
 @scenario("no-listener", "SYN to a port nothing listens on", ["000", "002",
-                                                                "003", "004"],
-          [("b", "sent", "no-listener"), ("a", "received", "reset-received")])
+                                                                "003", "004"])
 def _no_listener(pair):
     return traffic.closed_port(pair, 4).error
 
 
-@scenario("no-listener-ipv6", "the same over IPv6", ["000"],
-          [("b", "sent", "no-listener"), ("a", "received", "reset-received")])
+@scenario("no-listener-ipv6", "the same over IPv6", ["000"])
 def _no_listener6(pair):
     return traffic.closed_port(pair, 6).error
 
 
 @scenario("half-open", "the server forgot the connection (crash, restart) "
-          "and the client sends data", ["000", "002"],
-          [("b", "sent", "no-connection"),
-           ("a", "received", "reset-received")],
-          # how the server is made to forget: an abort whose RST is dropped
-          allow=[("b", "sent", "linger-zero-close")])
+          "and the client sends data", ["000", "002"])
 def _half_open(pair):
     cli, srv = traffic.connected(pair, 4)
     traffic.block_output(pair, "b")            # b's abort never reaches a
@@ -39,8 +33,7 @@ def _half_open(pair):
 
 
 @scenario("close-after-connect", "the client closes right after connect; "
-          "the SYN-ACK finds no socket", ["002"],
-          [("a", "sent", "no-connection")])
+          "the SYN-ACK finds no socket", ["002"])
 def _close_after_connect(pair):
     lst, port = traffic.listener(pair)
     traffic.block_output(pair, "b")            # hold the SYN-ACK back
@@ -54,8 +47,7 @@ def _close_after_connect(pair):
 
 
 @scenario("time-wait-assassination", "a late segment hits the client's "
-          "TIME_WAIT; its ACK reaches a server that has closed", ["002"],
-          [("b", "sent", "no-connection")])
+          "TIME_WAIT; its ACK reaches a server that has closed", ["002"])
 def _tw_assassination(pair):
     cli, srv = traffic.connected(pair, 4)
     cport, sport = cli.getsockname()[1], srv.getsockname()[1]
@@ -73,9 +65,7 @@ def _tw_assassination(pair):
 
 @scenario("nat-expired", "the NAT mapping of an idle connection expired: "
           "the server's next segment finds no translation back and meets "
-          "no socket", ["002"],
-          [("a", "sent", "no-connection"),
-           ("b", "received", "reset-received")])
+          "no socket", ["002"])
 def _nat_expired(pair):
     """a's connection to b leaves through SNAT (to an alias address of a);
     conntrack forgets it after 1 s idle; b's next segment to the alias is

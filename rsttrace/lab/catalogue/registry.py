@@ -1,9 +1,13 @@
-"""The scenario catalogue's parts: what a scenario is and expects, and
-the registry its theme modules fill."""
+"""The scenario catalogue's parts: what a scenario is, and the registry
+its theme modules fill."""
 
 import os
 
 from rsttrace.errors import UsageError
+from rsttrace.lab import expectations
+from rsttrace.trace.visibility import spot_of
+
+EXPECTATIONS = expectations.load()
 
 SOURCES = {
     "000": "000_4a120cfabbeb7e17.txt (no listener, linger 0, half-open, "
@@ -17,27 +21,15 @@ SOURCES = {
 }
 
 
-class Expect:
-    """An event a side's kernel must report: kind and cause."""
-
-    def __init__(self, side, kind, cause):
-        self.side, self.kind, self.cause = side, kind, cause
-
-    def key(self):
-        return (self.side, self.kind, self.cause)
-
-
 class Scenario:
-    def __init__(self, name, title, sources, fn, expects, allow=(),
-                 needs=(), counters=None, kernel_note=None,
-                 host_wide=None):
+    def __init__(self, name, title, sources, fn, counters=None,
+                 kernel_note=None, host_wide=None):
         self.name = name
         self.title = title
         self.sources = sources
         self.fn = fn
-        self.expects = [Expect(*e) for e in expects]
-        self.allow = {tuple(a) for a in allow}    # tolerated, not required
-        self.needs = set(needs)                   # "challenge_ack", "packets"
+        # what it must show and tolerates (rsttrace/lab/expectations.json)
+        self.expects, self.tolerates = EXPECTATIONS.get(name, ([], []))
         # the kernel's counters that must move, per side:
         # {"b": {"TcpExt:ListenOverflows": ">=1"}} (see counters.check)
         self.counters = counters or {}
@@ -46,6 +38,17 @@ class Scenario:
         # a host-wide setting the scenario changes for a moment (not per
         # namespace): it runs only where that is allowed (host_wide_allowed)
         self.host_wide = host_wide
+
+    @property
+    def allow(self):
+        """(side, kind, cause) of the events it tolerates."""
+        return {e.key() for e in self.tolerates}
+
+    @property
+    def needs(self):
+        """The blind spots (trace.visibility) its expected events fall in."""
+        return {s for s in (spot_of(e.kind, e.cause) for e in self.expects)
+                if s}
 
     def expected_text(self):
         if not self.expects:
@@ -56,11 +59,16 @@ class Scenario:
 CATALOGUE = []
 
 
-def scenario(name, title, sources, expects, allow=(), needs=(),
-             counters=None, kernel_note=None, host_wide=None):
+def scenario(name, title, sources, counters=None, kernel_note=None,
+             host_wide=None):
+    """Register the decorated function, fn(pair) -> what the application
+    saw, as scenario `name`; its expectations are expectations.json's."""
     def register(fn):
-        sc = Scenario(name, title, sources, fn, expects, allow, needs,
-                      counters, kernel_note, host_wide)
+        if name not in EXPECTATIONS:
+            raise KeyError("scenario %s has no entry in %s"
+                           % (name, expectations.PATH))
+        sc = Scenario(name, title, sources, fn, counters, kernel_note,
+                      host_wide)
         sc.theme = fn.__module__.rsplit(".", 1)[-1]   # its module's name
         CATALOGUE.append(sc)
         return fn
