@@ -27,7 +27,6 @@ def rst_event_fields():
     return [name for name, _, _ in rst_event_members()]
 
 
-EVENT_FIELDS = rst_event_fields()
 
 
 def defines():
@@ -51,6 +50,9 @@ def struct_members(name):
 
 def rst_event_members():
     return struct_members("rst_event")
+
+
+EVENT_FIELDS = rst_event_fields()
 
 
 def test_every_define_is_mirrored():
