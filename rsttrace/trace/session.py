@@ -30,6 +30,7 @@ class Session:
         self.stopping = False
         self.on_tick = None          # called about once a second
         self.before_close = None     # called after the last drain
+        self.failed = None           # what _raw raised, raised again later
 
     def start(self):
         self.tracer.start(self._raw)
@@ -41,6 +42,22 @@ class Session:
         return self
 
     def _raw(self, ev):
+        # Called by bcc from a ctypes callback, which would print and then
+        # swallow any exception (a full disk, a bug): it is kept instead and
+        # raised again by _raise_failure() once the poll returns.
+        if self.failed is not None:
+            return
+        try:
+            self._record(ev)
+        except BaseException as e:
+            self.failed = e
+
+    def _raise_failure(self):
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            raise failed
+
+    def _record(self, ev):
         if self.count is not None and self.seen >= self.count:
             return
         record, facts = self.decoder.decode(ev)
@@ -85,6 +102,7 @@ class Session:
         try:
             while not self.stopping:
                 self.tracer.poll(100)
+                self._raise_failure()
                 self.check_lost()
                 if self.writer is not None:
                     self.writer.flush()
@@ -102,6 +120,7 @@ class Session:
 
     def drain(self):
         self.tracer.drain()
+        self._raise_failure()
         self.check_lost()
         if self.writer is not None:
             self.writer.flush()
@@ -110,6 +129,10 @@ class Session:
         if self.tracer.bpf is None:
             return
         try:
+            # Probes off first, so that the last drain gets every event and
+            # the counts below are final: an event made between the drain
+            # and the count would be counted but never delivered.
+            self.tracer.detach()
             self.drain()
             if self.summary is not None and self.writer is not None:
                 self.writer.summary(self.summary)

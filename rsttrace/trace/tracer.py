@@ -269,6 +269,20 @@ class Tracer:
             lib.bcc_free_symcache(old.cache, -1)
         return True
 
+    def detach(self):
+        """Stop the probes and keep the maps and buffers: what was counted
+        and buffered until now can still be read, and nothing is added.
+        (bcc's own cleanup() does this first, then frees everything.)"""
+        bpf = self.bpf
+        if bpf is None:
+            return
+        for event in list(getattr(bpf, "kprobe_fds", ())):
+            bpf.detach_kprobe_event(event)
+        for tp in list(getattr(bpf, "raw_tracepoint_fds", ())):
+            bpf.detach_raw_tracepoint(tp)
+        for fn in list(getattr(bpf, "kfunc_entry_fds", ())):
+            bpf.detach_kfunc(fn)
+
     def close(self):
         if self.bpf is not None:
             try:
