@@ -1,7 +1,8 @@
 """Compile bpf/rsttrace.bpf.c with bcc, attach it, and read its events.
 
     tracer = Tracer(mode="auto", filters=Filters())
-    tracer.start(on_event)      # on_event(raw bcc event struct)
+    tracer.start(on_event)      # on_event(raw bcc event struct) -> 0, or
+                                # < 0 to end the poll in progress
     while ...: tracer.poll(100)
     tracer.close()
 """
@@ -178,8 +179,9 @@ class Tracer:
         unpack = abi.unpack
 
         def callback(_ctx_or_cpu, data, size):
-            # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size)
-            on_event(unpack(data, size))
+            # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size).
+            # A negative value ends a ring buffer poll (Session.STOP).
+            return on_event(unpack(data, size))
 
         if self.ringbuf:
             events.open_ring_buffer(callback)
