@@ -10,6 +10,7 @@ import os
 import sys
 
 from rsttrace.lab import counters as kcounters
+from rsttrace.lab import leftovers
 from rsttrace.lab import traffic
 from rsttrace.lab.catalogue import HOST_WIDE_ENV, host_wide_allowed
 from rsttrace.lab.netns import NamespacePair
@@ -93,6 +94,8 @@ def run_scenarios(scenarios, mode="auto", progress=None):
     """Run each scenario; returns [Result]."""
     require_root()
     progress = progress or (lambda m: print(m, file=sys.stderr, flush=True))
+    # what a run killed with SIGKILL left behind
+    leftovers.remove_stale_namespaces(progress)
     tracer = Tracer(mode=mode, filters=Filters(netns_dynamic=True),
                     packets=True)
     records = []
