@@ -1,7 +1,8 @@
 """Nothing left behind by a run killed with SIGKILL: a tracer's BPF
 programs, links and maps go with its file descriptors; the namespaces of
-`scenarios run` (and the veths, nft tables and sysctls inside them) are
-cleaned up by the next run, and a live run's are not touched."""
+`scenarios run` (and the veths, nft tables and sysctls inside them) and a
+host-wide sysctl it changed are cleaned up by the next run, and a live
+run's are not touched."""
 
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from bpf_objects import bpf_ids, held_bpf_ids
+from rsttrace.lab import hostwide
 
 pytestmark = pytest.mark.root
 
@@ -116,3 +118,45 @@ def test_killed_scenarios_run_is_cleaned_up_by_the_next(tmp_path):
     # no process is in them: the kernel frees them, and the veth pair,
     # nft table and sysctls inside with them
     assert not netns_held_by_a_process(inodes)
+
+
+CHANGER = """
+import os, sys, time
+from rsttrace.lab import hostwide
+name = sys.argv[1]
+with hostwide.kept(name, print):
+    hostwide.write_sysctl(name, str(int(hostwide.read_sysctl(name)) + 1))
+    print("changed", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_killed_host_wide_change_is_restored_by_the_next_run(tmp_path):
+    """What memory-pressure does with --host-wide (tcp_max_orphans 0 for
+    a moment) would hurt this host, so a helper changes the same sysctl
+    under the same guard by a harmless step (+1) and is killed there."""
+    name = "net.ipv4.tcp_max_orphans"
+    old = hostwide.read_sysctl(name)
+    state = os.path.join(hostwide.STATE_DIR, hostwide.PREFIX + name)
+    try:
+        out = tmp_path / "out"
+        with open(out, "w") as f:
+            proc = subprocess.Popen([sys.executable, "-c", CHANGER, name],
+                                    stdout=f, stderr=subprocess.STDOUT)
+        wait_for("the change", lambda: "changed" in out.read_text()
+                 or proc.poll() is not None)
+        kill9(proc)
+        assert hostwide.read_sysctl(name) == str(int(old) + 1), \
+            out.read_text()
+        assert os.path.exists(state)
+        res = subprocess.run([RSTTRACE, "scenarios", "run", "no-listener"],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert ("rsttrace: restored %s to %s: run %d changed it and was "
+                "killed" % (name, old, proc.pid)) in res.stderr
+        assert hostwide.read_sysctl(name) == old
+        assert not os.path.exists(state)
+    finally:
+        hostwide.write_sysctl(name, old)
+        if os.path.exists(state):
+            os.unlink(state)
