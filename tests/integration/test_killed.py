@@ -160,3 +160,35 @@ def test_killed_host_wide_change_is_restored_by_the_next_run(tmp_path):
         hostwide.write_sysctl(name, old)
         if os.path.exists(state):
             os.unlink(state)
+
+
+def test_host_wide_scenario_runs_under_the_guard(monkeypatch):
+    """run_scenarios records a host-wide scenario's sysctl before it runs
+    and puts it back after, if the scenario did not (memory-pressure
+    itself is not run here: see above)."""
+    import copy
+
+    from rsttrace.lab.catalogue import HOST_WIDE_ENV, by_name
+    from rsttrace.lab.run import run_scenarios
+    name = "net.ipv4.tcp_max_orphans"
+    old = hostwide.read_sysctl(name)
+    state = os.path.join(hostwide.STATE_DIR, hostwide.PREFIX + name)
+    seen = []
+
+    def changes_and_forgets(pair):
+        seen.append(os.path.exists(state))
+        hostwide.write_sysctl(name, str(int(old) + 1))
+
+    sc = copy.copy(by_name(["no-listener"])[0])
+    sc.fn, sc.host_wide = changes_and_forgets, name
+    monkeypatch.setenv(HOST_WIDE_ENV, "1")
+    said = []
+    try:
+        run_scenarios([sc], progress=said.append)
+    finally:
+        value = hostwide.read_sysctl(name)
+        hostwide.write_sysctl(name, old)
+    assert seen == [True]
+    assert value == old
+    assert "rsttrace: put %s back to %s" % (name, old) in said
+    assert not os.path.exists(state)
