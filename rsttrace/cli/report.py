@@ -1,6 +1,7 @@
 """`rsttrace report`: summarise a saved `trace --json` capture."""
 
 import json
+import sys
 
 import click
 
@@ -19,4 +20,13 @@ def report(capture, as_json):
             "rsttrace: warning: %s" % m, err=True)), capture)
     except RsttraceError as e:
         fail(e)
-    click.echo(json.dumps(rep, indent=2) if as_json else as_text(rep))
+    click.echo(printable(json.dumps(rep, indent=2) if as_json
+                         else as_text(rep)))
+
+
+def printable(text):
+    """`text` with what the output's encoding cannot hold escaped: a
+    capture's strings are anyone's (JSON allows lone surrogates, which no
+    encoding does), and one of them must not crash the report."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)

@@ -7,6 +7,7 @@ import click
 from rsttrace.cli.common import MODE_CHOICE, fail, positive
 from rsttrace.errors import RsttraceError, UsageError
 from rsttrace.output.outfile import OutputFile
+from rsttrace.output.stream_errors import ReportingStream, output_error
 from rsttrace.trace import filters
 
 
@@ -62,18 +63,36 @@ def trace(**opts):
     out = OutputFile(opts["output"])
     try:
         filt, tracer = _plan(opts)
-        stream = out.open()
+        stream = ReportingStream(out.open(), opts["output"] or "stdout")
         if opts["summary_only"]:
             _summary_only(tracer, stream, opts, filt)
         else:
             _stream(tracer, stream, opts, filt)
     except RsttraceError as e:
-        out.discard()
+        _discard(out)
         fail(e)
     except BrokenPipeError:
-        out.discard()
+        _discard(out)
         sys.exit(1)
-    out.commit()
+    try:
+        out.commit()
+    except OSError as e:        # the last flush, on close, found no room
+        _discard(out)
+        fail(output_error(opts["output"], e))
+
+
+def _discard(out):
+    """Drop the output of a failed run. On a full disk close() fails too,
+    on its flush, but closes the file all the same (io's close() always
+    does); discard() stopped there, so it is asked again, and this time
+    it removes the temporary file. The first error is the one reported."""
+    try:
+        out.discard()
+    except OSError:
+        try:
+            out.discard()
+        except OSError:
+            pass
 
 
 def _plan(opts):

@@ -10,6 +10,7 @@ import os
 import sys
 
 from rsttrace.lab import counters as kcounters
+from rsttrace.lab import hostwide, leftovers
 from rsttrace.lab.expectations import match
 from rsttrace.lab import traffic
 from rsttrace.lab.catalogue import HOST_WIDE_ENV, host_wide_allowed
@@ -100,6 +101,9 @@ def run_scenarios(scenarios, mode="auto", progress=None):
     """Run each scenario; returns [Result]."""
     require_root()
     progress = progress or (lambda m: print(m, file=sys.stderr, flush=True))
+    # what runs killed with SIGKILL left behind
+    leftovers.remove_stale_namespaces(progress)
+    hostwide.restore_stale(progress)
     tracer = Tracer(mode=mode, filters=Filters(netns_dynamic=True),
                     packets=True)
     records = []
@@ -113,7 +117,11 @@ def run_scenarios(scenarios, mode="auto", progress=None):
     try:
         for sc in scenarios:
             progress("scenario %s ..." % sc.name)
-            results.append(_run_one(sc, tracer, session, records, visibility))
+            changes = sc.host_wide if (sc.host_wide and
+                                       host_wide_allowed()) else None
+            with hostwide.kept(changes, progress):
+                results.append(_run_one(sc, tracer, session, records,
+                                        visibility))
             results[-1].mode = tracer.mode
     finally:
         session.finish()

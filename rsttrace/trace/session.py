@@ -11,6 +11,15 @@ from rsttrace.kernel.reasons import ReasonNames
 from rsttrace.output.summary import Summary
 from rsttrace.trace.decode import Decoder
 
+# libbpf's ring buffer poll consumes until the buffer is empty: in a storm
+# that outruns us it would never return, and neither Ctrl-C, SIGTERM,
+# --duration, --count, the flush nor the loss report would get their turn.
+# A callback that returns a negative number makes it return at once (the
+# event in hand is already consumed, and recorded). The perf buffer reads
+# what was there when it started, and ignores the value.
+STOP = -1
+POLL_BUDGET_S = 0.1
+
 
 class Session:
     def __init__(self, tracer, writer=None, summary=False, count=None,
@@ -30,6 +39,8 @@ class Session:
         self.stopping = False
         self.on_tick = None          # called about once a second
         self.before_close = None     # called after the last drain
+        self.failed = None           # what _raw raised, raised again later
+        self._poll_until = None      # while run() polls: when to return
 
     def start(self):
         self.tracer.start(self._raw)
@@ -41,6 +52,31 @@ class Session:
         return self
 
     def _raw(self, ev):
+        """One event, from bcc's ring or perf buffer callback. Returns
+        STOP when the poll in progress should return now (see POLL_BUDGET_S).
+        """
+        # Called by bcc from a ctypes callback, which would print and then
+        # swallow any exception (a full disk, a bug): it is kept instead and
+        # raised again by _raise_failure() once the poll returns.
+        if self.failed is None:
+            try:
+                self._record(ev)
+            except BaseException as e:
+                self.failed = e
+        if self.failed is not None:
+            return STOP
+        if self._poll_until is not None and (
+                self.stopping or time.monotonic() >= self._poll_until or
+                (self.count is not None and self.seen >= self.count)):
+            return STOP
+        return 0
+
+    def _raise_failure(self):
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            raise failed
+
+    def _record(self, ev):
         if self.count is not None and self.seen >= self.count:
             return
         record, facts = self.decoder.decode(ev)
@@ -84,7 +120,12 @@ class Session:
         next_tick = time.monotonic() + 1
         try:
             while not self.stopping:
-                self.tracer.poll(100)
+                self._poll_until = time.monotonic() + POLL_BUDGET_S
+                try:
+                    self.tracer.poll(100)
+                finally:
+                    self._poll_until = None     # drains run to the end
+                self._raise_failure()
                 self.check_lost()
                 if self.writer is not None:
                     self.writer.flush()
@@ -102,6 +143,7 @@ class Session:
 
     def drain(self):
         self.tracer.drain()
+        self._raise_failure()
         self.check_lost()
         if self.writer is not None:
             self.writer.flush()
@@ -110,6 +152,10 @@ class Session:
         if self.tracer.bpf is None:
             return
         try:
+            # Probes off first, so that the last drain gets every event and
+            # the counts below are final: an event made between the drain
+            # and the count would be counted but never delivered.
+            self.tracer.detach()
             self.drain()
             if self.summary is not None and self.writer is not None:
                 self.writer.summary(self.summary)

@@ -1,7 +1,8 @@
 """Compile bpf/rsttrace.bpf.c with bcc, attach it, and read its events.
 
     tracer = Tracer(mode="auto", filters=Filters())
-    tracer.start(on_event)      # on_event(raw bcc event struct)
+    tracer.start(on_event)      # on_event(raw bcc event struct) -> 0, or
+                                # < 0 to end the poll in progress
     while ...: tracer.poll(100)
     tracer.close()
 """
@@ -178,8 +179,9 @@ class Tracer:
         unpack = abi.unpack
 
         def callback(_ctx_or_cpu, data, size):
-            # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size)
-            on_event(unpack(data, size))
+            # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size).
+            # A negative value ends a ring buffer poll (Session.STOP).
+            return on_event(unpack(data, size))
 
         if self.ringbuf:
             events.open_ring_buffer(callback)
@@ -268,6 +270,20 @@ class Tracer:
         if old is not None:
             lib.bcc_free_symcache(old.cache, -1)
         return True
+
+    def detach(self):
+        """Stop the probes and keep the maps and buffers: what was counted
+        and buffered until now can still be read, and nothing is added.
+        (bcc's own cleanup() does this first, then frees everything.)"""
+        bpf = self.bpf
+        if bpf is None:
+            return
+        for event in list(getattr(bpf, "kprobe_fds", ())):
+            bpf.detach_kprobe_event(event)
+        for tp in list(getattr(bpf, "raw_tracepoint_fds", ())):
+            bpf.detach_raw_tracepoint(tp)
+        for fn in list(getattr(bpf, "kfunc_entry_fds", ())):
+            bpf.detach_kfunc(fn)
 
     def close(self):
         if self.bpf is not None:
