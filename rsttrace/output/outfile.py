@@ -2,66 +2,94 @@
 all (a temporary file beside it, renamed into place when the run ends);
 anything else (a terminal, /dev/null, a FIFO, a socket) is written to
 directly, since renaming over it would replace the device or pipe with a
-regular file."""
+regular file.
+
+The path is opened by rsttrace.output.safe_open: trusted symlinks are
+followed (the link stays, what it points to is replaced), another user's
+symlink or file in a world-writable directory is refused.
+"""
 
 import os
 import stat
 import sys
 
 from rsttrace.errors import RsttraceError
+from rsttrace.output import safe_open
+
+
+def cannot_write(path, e):
+    return RsttraceError("cannot write %s (%s)" % (path, e.strerror or e),
+                         "choose a writable path with --output")
 
 
 class OutputFile:
     def __init__(self, path):
         self.path = path
-        self.tmp = None
-        self.target = None
+        self.target = None          # safe_open.Target of the file
+        self.tmp = None             # the temporary file's name, beside it
         self.stream = None
 
     def open(self):
         if not self.path or self.path == "-":
             self.stream = sys.stdout
             return self.stream
-        # Through symlinks: the link stays, what it points to is replaced.
-        self.target = os.path.realpath(self.path)
+        fd = None
         try:
-            st = os.stat(self.target)
-        except FileNotFoundError:
-            st = None
-        except OSError as e:
-            raise self._error(e)
-        try:
+            self.target = safe_open.resolve(self.path)
+            safe_open.check(self.target)
+            st = self.target.st
             if st is not None and not stat.S_ISREG(st.st_mode):
-                self.stream = open(self.target, "w")
-                return self.stream
-            directory, name = os.path.split(self.target)
-            self.tmp = os.path.join(directory, ".%s.rsttrace-partial" % name)
-            self.stream = open(self.tmp, "w")
-            if st is not None:
-                os.chmod(self.tmp, stat.S_IMODE(st.st_mode))
-        except OSError as e:
-            self.tmp = None
-            raise self._error(e)
+                self._close_dir()
+                fd, self.target = safe_open.open_for_write(self.path)
+            else:
+                fd, self.tmp = safe_open.create_temporary(
+                    self.target.dir_fd, self.target.name)
+                if st is not None:
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            self.stream = open(fd, "w")
+        except BaseException as e:
+            if fd is not None and self.stream is None:
+                os.close(fd)
+            self._abandon()
+            if isinstance(e, OSError):
+                raise cannot_write(self.path, e)
+            raise
         return self.stream
-
-    def _error(self, e):
-        return RsttraceError("cannot write %s (%s)" % (self.path,
-                                                       e.strerror),
-                             "choose a writable path with --output")
 
     def commit(self):
         """The run ended: the file takes its place."""
-        self._close(lambda tmp: os.replace(tmp, self.target))
+        self._close(lambda tmp: os.replace(
+            tmp, self.target.name, src_dir_fd=self.target.dir_fd,
+            dst_dir_fd=self.target.dir_fd))
 
     def discard(self):
         """The run failed: a regular file is left as it was."""
-        self._close(os.unlink)
+        self._close(lambda tmp: os.unlink(tmp, dir_fd=self.target.dir_fd))
 
     def _close(self, finish_tmp):
         if self.stream is None or self.stream is sys.stdout:
             return
-        self.stream.close()
-        self.stream = None
+        try:
+            self.stream.close()
+            self.stream = None
+            if self.tmp:
+                finish_tmp(self.tmp)
+                self.tmp = None
+        finally:
+            if self.stream is None:
+                self._close_dir()
+
+    def _abandon(self):
+        """open() failed half-way: nothing of it is left."""
         if self.tmp:
-            finish_tmp(self.tmp)
+            try:
+                os.unlink(self.tmp, dir_fd=self.target.dir_fd)
+            except OSError:
+                pass
             self.tmp = None
+        self._close_dir()
+
+    def _close_dir(self):
+        if self.target is not None:
+            os.close(self.target.dir_fd)
+            self.target = None

@@ -86,3 +86,43 @@ def test_unwritable_directory_is_one_clear_error(tmp_path):
     with pytest.raises(RsttraceError) as e:
         OutputFile(str(tmp_path / "missing" / "out.jsonl")).open()
     assert "cannot write" in str(e.value)
+
+
+def test_relative_paths_dotdot_and_a_dangling_link(tmp_path, monkeypatch):
+    """What open() did, the safe walk does: relative paths, `..`, a link
+    to a file not made yet (created), a relative link."""
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("sub")
+    os.symlink("../made.jsonl", "sub/dangling")
+    out = OutputFile("sub/../sub/dangling")
+    out.open().write("x\n")
+    out.commit()
+    assert (tmp_path / "made.jsonl").read_text() == "x\n"
+    assert os.path.islink("sub/dangling")
+
+
+def test_a_link_loop_or_a_directory_is_one_clear_error(tmp_path):
+    os.symlink("loop", str(tmp_path / "loop"))
+    for path, why in ((tmp_path / "loop", "Too many levels"),
+                      (tmp_path, "Is a directory")):
+        with pytest.raises(RsttraceError) as e:
+            OutputFile(str(path)).open()
+        assert why in str(e.value) and "cannot write" in str(e.value)
+    assert os.listdir(str(tmp_path)) == ["loop"]
+
+
+def test_the_trust_rule():
+    """fs.protected_symlinks' rule: in a sticky world-writable directory
+    only the caller's and the directory owner's entries are trusted."""
+    from types import SimpleNamespace as St
+
+    from rsttrace.output.safe_open import trusted
+    tmp = St(st_mode=stat.S_IFDIR | 0o1777, st_uid=0)
+    own = St(st_mode=stat.S_IFDIR | 0o1777, st_uid=1000)
+    assert not trusted(tmp, St(st_uid=65534), uid=0)
+    assert trusted(tmp, St(st_uid=0), uid=0)
+    assert trusted(tmp, St(st_uid=1000), uid=1000)
+    assert trusted(own, St(st_uid=1000), uid=0)      # the directory's owner
+    for mode in (0o777, 0o1755, 0o755):             # not sticky and w+o
+        assert trusted(St(st_mode=stat.S_IFDIR | mode, st_uid=0),
+                       St(st_uid=65534), uid=0)
