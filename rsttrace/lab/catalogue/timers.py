@@ -8,13 +8,18 @@ from rsttrace.lab import traffic
 from rsttrace.lab.catalogue.registry import scenario
 
 
+def _probe_every_second(sock):
+    """Keepalive on, the first probe after 1 s idle, then one a second."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+
+
 @scenario("keepalive-timeout", "keepalive probes to a peer that went "
           "silent", ["004"])
 def _keepalive(pair):
     cli, srv = traffic.connected(pair, 4)
-    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    _probe_every_second(cli)
     cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 1)
     traffic.block_input(pair, "b")             # the peer vanishes
     return traffic.recv_error(cli)
@@ -24,9 +29,7 @@ def _keepalive(pair):
           "whose socket is gone (past its FIN_WAIT timeout)", ["004"])
 def _keepalive_vanished(pair):
     cli, srv = traffic.connected(pair, 4)
-    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    _probe_every_second(cli)
     traffic.block_output(pair, "b")
     traffic.linger0(srv)
     srv.close()
