@@ -31,7 +31,12 @@ import struct
 from rsttrace.output.wire_header import NotAPacket, header
 from rsttrace.trace.stacks import path_of
 
-LINKTYPE_RAW = 101           # raw IPv4 or IPv6, told apart by the version
+# Raw IPv4 or IPv6, told apart by the version nibble. The registered
+# LINKTYPE_RAW is 101, but libpcap (1.10.3, Debian 12's; tcpdump reads
+# pcapng through it) compares each further interface's link type with the
+# first one's *DLT* (12 for 101) and refuses the file: so 12, DLT_RAW on
+# Linux, which libpcap takes as it is and Wireshark maps to raw IP too.
+LINKTYPE_RAW = 12
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 SHB, IDB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
 OPT_END, OPT_COMMENT = 0, 1
@@ -141,6 +146,7 @@ class PcapngWriter:
         self.interfaces = {}         # (netns, netns_name) -> interface id
         self.clock = WallClock()
         self.skipped = 0             # events that made no packet
+        self.skip_reason = None      # why the first of them made none
         self._options = {}
         self.stream.write(section_header(application))
 
@@ -190,8 +196,11 @@ class PcapngWriter:
             block = self.packet(record)
         except NotAPacket as e:
             self.skipped += 1
-            if self.skipped == 1 and self.warn is not None:
-                self.warn("an event left out of the pcapng file (%s)" % e)
+            if self.skipped == 1:
+                self.skip_reason = str(e)
+                if self.warn is not None:
+                    self.warn("an event left out of the pcapng file (%s)"
+                              % e)
             return
         self.stream.write(block)
 
