@@ -74,8 +74,8 @@ def check_packet(packet, record):
         record.get("netns_name") or "netns:%s" % record["netns"])
     comments = packet["frame.comment"]
     facts = comment_facts(comments[0])
-    for key in ("cause", "kind", "hook", "state", "reason", "context", "pid",
-                "comm", "netns"):
+    for key in ("cause", "kind", "hook", "state", "reason", "seg_flags",
+                "context", "pid", "comm", "netns"):
         value = record[key]
         assert facts.pop(key) == ("-" if value is None else str(value)), key
     for key in ("netns_name", "owner_pid", "owner_comm", "container", "pod"):

@@ -48,9 +48,9 @@ INBOUND, OUTBOUND = 1, 2     # epb_flags bits 0-1
 STACK_FRAMES = 6             # frames of the stack in a packet's comment
 # Keys of the record that go into the first comment, when present (the
 # owner keys come with issue 12's owner attribution).
-COMMENT_KEYS = ("cause", "kind", "hook", "state", "reason", "context", "pid",
-                "comm", "netns", "netns_name", "owner_pid", "owner_comm",
-                "container", "pod")
+COMMENT_KEYS = ("cause", "kind", "hook", "state", "reason", "seg_flags",
+                "context", "pid", "comm", "netns", "netns_name", "owner_pid",
+                "owner_comm", "container", "pod")
 OPTIONS_KEPT = 4096
 
 _EPB_HEAD = struct.Struct("<IIIIIII")
