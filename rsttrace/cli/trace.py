@@ -70,7 +70,7 @@ def trace(expression, **opts):
 
     EXPRESSION, if given, is a pcap filter expression (tcpdump's syntax,
     man 7 pcap-filter), run in the kernel on each RST's rebuilt header:
-    see docs/pcap-filters.md."""
+    see docs/pcap.md."""
     opts["expression"] = " ".join(expression)
     outs = []
     try:

@@ -6,7 +6,7 @@ ctypes: pcap_open_dead(DLT_RAW) + pcap_compile) to classic BPF, which is
 translated here to a C function built into rsttrace's BPF program. There it
 runs on the RST's IP + TCP header, rebuilt from the event on the spot
 (bpf/pcap_header.h), so an RST the expression rejects costs no user-space
-work. What differs from tcpdump is said in docs/pcap-filters.md.
+work. What differs from tcpdump is said in docs/pcap.md.
 
 Classic BPF jumps only forward, so its translation is a straight run of C
 with forward gotos, which the verifier accepts as it is. Loads read a
