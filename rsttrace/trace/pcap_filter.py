@@ -42,6 +42,14 @@ ALU_NEG = 0x80
 JA = 0x00
 JUMP_TESTS = {0x10: "A == %s", 0x20: "A > %s", 0x30: "A >= %s",
               0x40: "A & %s"}
+# Every opcode classic BPF has (libpcap's bpf_filter(), the same list).
+VALID_CODES = frozenset(
+    [LD | IMM, LD | MEM, LD | LEN, LDX | IMM, LDX | MEM, LDX | LEN,
+     LDX | MSH | B, ST, STX, ALU | ALU_NEG, JMP | JA, RET, RET | RVAL_A,
+     MISC | TAX, MISC | TXA] +
+    [LD | mode | size for mode in (ABS, IND) for size in (W, H, B)] +
+    [ALU | op | src for op in ALU_OPS for src in (0, SRC_X)] +
+    [JMP | op | src for op in JUMP_TESTS for src in (0, SRC_X)])
 
 
 class _Insn(ctypes.Structure):
@@ -131,74 +139,88 @@ def _load(size, offset, target):
     return "%s = %s;" % (target, " | ".join(parts))
 
 
+def _load_insn(code, k):
+    """C of a load into A (LD) or X (LDX). An out-of-bounds load ends the
+    program with 0, as classic BPF does."""
+    mode, size = code & 0xe0, code & 0x18
+    reg = "A" if code & 0x07 == LD else "X"
+    if mode == IMM:
+        return ["%s = %#xU;" % (reg, k)]
+    if mode == LEN:
+        return ["%s = len;" % reg]
+    if mode == MEM:
+        return ["%s = M%d;" % (reg, k)]
+    if mode == MSH:
+        if k >= PCAP_BUF:
+            return ["return 0;"]
+        return ["if (len <= %d) return 0;" % k,
+                "X = (p[%d] & 0xf) << 2;" % k]
+    if reg == "X" or mode not in (ABS, IND):
+        raise ValueError("load %#x" % code)
+    width = SIZE[size]
+    if k + width > PCAP_BUF:
+        return ["return 0;"]                # beyond any header: no match
+    if mode == ABS:
+        return ["if (len < %d) return 0;" % (k + width),
+                _load(width, str(k), "A")]
+    # IND: X + k + width <= len, without wrapping; the mask bounds the
+    # offset for the verifier (it changes nothing: off < len).
+    return ["if (len < %d || X > len - %d) return 0;"
+            % (k + width, k + width),
+            "off = (X + %d) & (PCAP_BUF - 1);" % k,
+            _load(width, "off", "A")]
+
+
+def _alu_insn(code, k):
+    """C of an arithmetic instruction on A (32-bit unsigned); division by
+    zero and shifts by 32 or more as libpcap's bpf_filter() has them."""
+    op = code & 0xf0
+    src = "X" if code & SRC_X else "%#xU" % k
+    if op == ALU_NEG:
+        return ["A = 0U - A;"]
+    sym = ALU_OPS[op]
+    if sym in ("/", "%"):
+        if code & SRC_X:
+            return ["if (!X) return 0;", "A %s= X;" % sym]
+        return ["return 0;"] if k == 0 else ["A %s= %s;" % (sym, src)]
+    if sym in ("<<", ">>"):
+        if code & SRC_X:
+            return ["A = X < 32 ? A %s X : 0;" % sym]
+        return ["A = 0;"] if k >= 32 else ["A %s= %s;" % (sym, src)]
+    return ["A %s= %s;" % (sym, src)]
+
+
+def _jump_insn(n, code, jt, jf, k, label):
+    """C of a jump: forward gotos to the labels of instructions."""
+    op = code & 0xf0
+    if op == JA:
+        return ["goto %s;" % label(n + 1 + k)]
+    test = JUMP_TESTS[op] % ("X" if code & SRC_X else "%#xU" % k)
+    if jt == jf:
+        return ["goto %s;" % label(n + 1 + jt)] if jt else []
+    if jf == 0:
+        return ["if (%s) goto %s;" % (test, label(n + 1 + jt))]
+    if jt == 0:
+        return ["if (!(%s)) goto %s;" % (test, label(n + 1 + jf))]
+    return ["if (%s) goto %s;" % (test, label(n + 1 + jt)),
+            "goto %s;" % label(n + 1 + jf)]
+
+
 def _translate_one(n, code, jt, jf, k, label):
     """The C lines of instruction n; label(m) names instruction m."""
     cls = code & 0x07
     if cls in (LD, LDX):
-        mode, size = code & 0xe0, code & 0x18
-        reg = "A" if cls == LD else "X"
-        if mode == IMM:
-            return ["%s = %#xU;" % (reg, k)]
-        if mode == LEN:
-            return ["%s = len;" % reg]
-        if mode == MEM:
-            return ["%s = M%d;" % (reg, k)]
-        if mode == MSH:
-            if k >= PCAP_BUF:
-                return ["return 0;"]
-            return ["if (len <= %d) return 0;" % k,
-                    "X = (p[%d] & 0xf) << 2;" % k]
-        width = SIZE[size]
-        if mode == ABS:
-            if k + width > PCAP_BUF:
-                return ["return 0;"]        # beyond any header: no match
-            return ["if (len < %d) return 0;" % (k + width),
-                    _load(width, str(k), "A")]
-        if mode == IND:
-            if k + width > PCAP_BUF:
-                return ["return 0;"]
-            # X + k + width <= len, without wrapping; the mask bounds the
-            # offset for the verifier (it changes nothing: off < len).
-            return ["if (len < %d || X > len - %d) return 0;"
-                    % (k + width, k + width),
-                    "off = (X + %d) & (PCAP_BUF - 1);" % k,
-                    _load(width, "off", "A")]
-    elif cls == ST:
-        return ["M%d = A;" % k]
-    elif cls == STX:
-        return ["M%d = X;" % k]
-    elif cls == ALU:
-        op = code & 0xf0
-        src = "X" if code & SRC_X else "%#xU" % k
-        if op == ALU_NEG:
-            return ["A = 0U - A;"]
-        sym = ALU_OPS[op]
-        if sym in ("/", "%"):
-            if code & SRC_X:
-                return ["if (!X) return 0;", "A %s= X;" % sym]
-            return ["return 0;"] if k == 0 else ["A %s= %s;" % (sym, src)]
-        if sym in ("<<", ">>"):
-            if code & SRC_X:
-                return ["A = X < 32 ? A %s X : 0;" % sym]
-            return ["A = 0;"] if k >= 32 else ["A %s= %s;" % (sym, src)]
-        return ["A %s= %s;" % (sym, src)]
-    elif cls == JMP:
-        op = code & 0xf0
-        if op == JA:
-            return ["goto %s;" % label(n + 1 + k)]
-        test = JUMP_TESTS[op] % ("X" if code & SRC_X else "%#xU" % k)
-        if jt == jf:
-            return ["goto %s;" % label(n + 1 + jt)] if jt else []
-        if jf == 0:
-            return ["if (%s) goto %s;" % (test, label(n + 1 + jt))]
-        if jt == 0:
-            return ["if (!(%s)) goto %s;" % (test, label(n + 1 + jf))]
-        return ["if (%s) goto %s;" % (test, label(n + 1 + jt)),
-                "goto %s;" % label(n + 1 + jf)]
-    elif cls == RET:
+        return _load_insn(code, k)
+    if cls in (ST, STX):
+        return ["M%d = %s;" % (k, "A" if cls == ST else "X")]
+    if cls == ALU:
+        return _alu_insn(code, k)
+    if cls == JMP:
+        return _jump_insn(n, code, jt, jf, k, label)
+    if cls == RET:
         return ["return A != 0;"] if code & 0x18 == RVAL_A else \
             ["return %d;" % (k != 0)]
-    elif cls == MISC:
+    if cls == MISC:
         return ["X = A;"] if code & 0xf8 == TAX else ["A = X;"]
     raise ValueError("opcode %#x" % code)
 
@@ -221,9 +243,7 @@ def _check(expression, insns):
                                           cls in (ST, STX)) and \
                 k >= MEMWORDS:
             raise _untranslatable(expression, "scratch memory word %d" % k)
-        try:
-            _translate_one(n, code, jt, jf, k, str)
-        except (KeyError, ValueError):
+        if code not in VALID_CODES:
             raise _untranslatable(expression, "instruction %#x" % code)
     if not insns or insns[-1][0] & 0x07 != RET:
         raise _untranslatable(expression, "it does not end in a return")

@@ -12,6 +12,7 @@ In the VM suite (kprobe mode) RSTTRACE_PCAP_EXPRESSIONS=one runs a single
 compound expression, to spend one bcc compile there instead of ten."""
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -130,7 +131,7 @@ def run(tmp_path_factory):
             for c in caps.values():
                 c.stop()
         with open(tmp / "events.jsonl") as f:
-            events = [r for r in map(__import__("json").loads, f)
+            events = [r for r in map(json.loads, f)
                       if r["kind"] in EVENT_KINDS]
         yield {"pair": pair, "tmp": tmp, "events": events,
                "filtered": filtered, "mode": cli.mode}

@@ -172,3 +172,16 @@ def test_c_code_names_the_expression_and_defines_pcap_filter():
     assert "'tcp port 443'" in text
     assert "static __always_inline int pcap_filter(" in text
     assert pcap_filter._comment_safe("a */ b") == "'a * / b'"
+
+
+@pytest.mark.parametrize("insns, why", [
+    ([(0x06, 0, 0, 1)] * (pcap_filter.MAX_INSNS + 1), "instructions"),
+    ([(0x15, 5, 0, 1), (0x06, 0, 0, 1)], "a jump beyond its end"),
+    ([(0x02, 0, 0, 16), (0x06, 0, 0, 1)], "scratch memory word 16"),
+    ([(0x21, 0, 0, 0), (0x06, 0, 0, 1)], "instruction 0x21"),  # ldx [k]
+    ([(0xff, 0, 0, 0), (0x06, 0, 0, 1)], "instruction 0xff"),
+    ([(0x00, 0, 0, 0)], "does not end in a return"),
+])
+def test_programs_the_translation_refuses(insns, why):
+    with pytest.raises(UsageError, match=re.escape(why)):
+        pcap_filter.match_function("x", insns)
