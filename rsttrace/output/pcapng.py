@@ -15,11 +15,12 @@ Each packet is the event's IP + TCP header as the kernel put it on the wire
     the same traffic puts each RST next to the packet it answers.
 
 The blocks are written here rather than with python-pcapng (which writes
-them correctly but costs about 24 us a packet, as much as the rest of an
-event's path through rsttrace) or scapy (whose writer takes comments and
-direction only from its own packet objects, at microsecond resolution);
-the file format is pcapng 1.0 (draft-ietf-opsawg-pcapng), read back by
-tshark in the tests.
+them correctly, but at about five times this writer's cost per packet,
+measured on the recorded events of tests/data; in a storm that is CPU the
+event stream needs) or scapy (whose writer takes comments and direction
+only from its own packet objects, at microsecond resolution). The format
+is pcapng 1.0 (draft-ietf-opsawg-pcapng), read back by tshark and tcpdump
+in the tests.
 """
 
 import datetime
@@ -168,7 +169,7 @@ class PcapngWriter:
     def _packet_options(self, record):
         key = tuple(record.get(k) for k in COMMENT_KEYS) + (
             record.get("seq") is None, record.get("explanation"),
-            path_of(record.get("stack"), STACK_FRAMES), record["kind"])
+            tuple((record.get("stack") or ())[:STACK_FRAMES]))
         opts = self._options.get(key)
         if opts is None:
             if len(self._options) > OPTIONS_KEPT:
