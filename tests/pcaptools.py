@@ -78,9 +78,14 @@ def check_packet(packet, record):
                 "context", "pid", "comm", "netns"):
         value = record[key]
         assert facts.pop(key) == ("-" if value is None else str(value)), key
-    for key in ("netns_name", "owner_pid", "owner_comm", "container", "pod"):
-        if key in record:
-            value = record[key]
+    for key in ("netns_name", "owner_pid", "owner_comm", "owner_source",
+                "container", "pod"):
+        value = record.get(key, "absent")
+        if isinstance(value, dict):         # container.name, pod.namespace
+            for sub, v in value.items():
+                assert facts.pop("%s.%s" % (key, sub)) == (
+                    "-" if v is None else str(v))
+        elif value != "absent":
             assert facts.pop(key) == ("-" if value is None else str(value))
     if record["seq"] is None:
         assert facts.pop("seq") == facts.pop("ack") == "unknown"

@@ -51,7 +51,7 @@ STACK_FRAMES = 6             # frames of the stack in a packet's comment
 # owner keys come with issue 12's owner attribution).
 COMMENT_KEYS = ("cause", "kind", "hook", "state", "reason", "seg_flags",
                 "context", "pid", "comm", "netns", "netns_name", "owner_pid",
-                "owner_comm", "container", "pod")
+                "owner_comm", "owner_source", "container", "pod")
 OPTIONS_KEPT = 4096
 
 _EPB_HEAD = struct.Struct("<IIIIIII")
@@ -94,11 +94,30 @@ def _text(value):
     return shlex.quote(str(value))
 
 
+def _facts(record):
+    """(key, value) of the record's COMMENT_KEYS; an object's members as
+    key.member (container.name, pod.namespace)."""
+    for k in COMMENT_KEYS:
+        if k not in record:
+            continue
+        value = record[k]
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                yield "%s.%s" % (k, sub), v
+        else:
+            yield k, value
+
+
+def _hashable(value):
+    if isinstance(value, dict):
+        return tuple((k, _hashable(v)) for k, v in value.items())
+    return tuple(value) if isinstance(value, list) else value
+
+
 def comments(record):
     """The packet's comments: `key=value ...` (shell-quoted values, `-` for
     none), the explanation, the key frames of the stack."""
-    facts = " ".join("%s=%s" % (k, _text(record[k])) for k in COMMENT_KEYS
-                     if k in record)
+    facts = " ".join("%s=%s" % (k, _text(v)) for k, v in _facts(record))
     if record.get("seq") is None:
         facts += " seq=unknown ack=unknown"
     out = ["rsttrace: " + facts]
@@ -167,7 +186,7 @@ class PcapngWriter:
         return found
 
     def _packet_options(self, record):
-        key = tuple(record.get(k) for k in COMMENT_KEYS) + (
+        key = tuple(_hashable(record.get(k)) for k in COMMENT_KEYS) + (
             record.get("seq") is None, record.get("explanation"),
             tuple((record.get("stack") or ())[:STACK_FRAMES]))
         opts = self._options.get(key)

@@ -77,14 +77,19 @@ def test_tcpdump_reads_the_file(converted):
 
 def test_named_namespace_and_owner_keys_go_into_the_packet(tmp_path):
     record = dict(RECORDS[0], netns_name="web-1", owner_pid=4242,
-                  owner_comm="nginx: worker", container="abc123",
-                  pod="shop/web-1")
+                  owner_comm="nginx: worker", owner_source="socket",
+                  container={"name": "web", "id": "abc123"},
+                  pod={"namespace": "shop", "name": None})
     path = tmp_path / "one.pcapng"
     with open(path, "wb") as f:
         PcapngWriter(f).event(record)
     [packet] = tshark(path)
     check_packet(packet, record)
-    assert "owner_comm='nginx: worker'" in packet["frame.comment"][0]
+    first = packet["frame.comment"][0]
+    assert "owner_comm='nginx: worker'" in first
+    assert "container.name=web container.id=abc123 pod.namespace=shop " \
+        "pod.name=-" in first
+    assert packet["frame.interface_name"] == ["web-1"]
 
 
 def write_capture(path, lines):
