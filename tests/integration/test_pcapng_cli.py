@@ -4,6 +4,7 @@ file is opened by the same rules as -o: user nobody's symlink planted in a
 sticky world-writable directory is refused and what it points to is left
 as it was."""
 
+import json
 import os
 import shutil
 import signal
@@ -84,3 +85,25 @@ def test_w_alone_writes_only_the_capture_and_the_summary(tmp_path):
     packets = tshark(out)
     assert len(packets) == 2
     assert {int(x["tcp.srcport"][0]) for x in packets} == {p.sport}
+
+
+def test_expression_filters_summary_only_mode_too():
+    """--summary-only counts in the kernel after the same filters."""
+    from rsttrace.lab.netns import NamespacePair
+    with NamespacePair() as pair:
+        proc = subprocess.Popen(
+            [RSTTRACE, "trace", "--summary-only", "--json", "--netns",
+             pair.names["a"], "--netns", pair.names["b"], "ip6"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stderr.readline()
+        assert "counting in the kernel" in line, line + proc.stderr.read()
+        assert "expression 'ip6'" in line
+        traffic.closed_port(pair, 4)
+        traffic.closed_port(pair, 6)
+        traffic.settle(0.3)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["events"] == 2 and summary["rows"], summary
+    assert {r["family"] for r in summary["rows"]} == {6}
