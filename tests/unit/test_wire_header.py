@@ -39,10 +39,13 @@ u32 header_of(const struct rst_event *ev, u8 *p) { return pcap_header(ev, p); }
 DECODER = Decoder(ReasonNames({}), 250)
 
 
+def v4_mapped(addr):
+    return b"\0" * 10 + b"\xff\xff" + addr
+
+
 def addr_bytes(family):
     if family == 4:
-        return st.binary(min_size=4, max_size=4).map(
-            lambda b: b"\0" * 10 + b"\xff\xff" + b)
+        return st.binary(min_size=4, max_size=4).map(v4_mapped)
     return st.binary(min_size=16, max_size=16)
 
 
