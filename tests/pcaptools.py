@@ -109,3 +109,19 @@ def tcpdump_lines(path, expression=None):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return [line for line in res.stdout.splitlines() if line.strip()]
+
+
+def ready_line(proc, ready):
+    """The line of `rsttrace trace`'s stderr that says it is attached
+    (lines before it say which hooks this kernel lacks)."""
+    seen = []
+    for _ in range(50):
+        line = proc.stderr.readline()
+        seen.append(line)
+        if ready in line:
+            return line
+        if not line:
+            break
+    proc.kill()
+    raise AssertionError("rsttrace did not start: %s%s" % (
+        "".join(seen), proc.communicate()))

@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from pcaptools import tshark
+from pcaptools import ready_line, tshark
 from rsttrace.lab import traffic
 
 pytestmark = pytest.mark.root
@@ -72,8 +72,7 @@ def test_w_alone_writes_only_the_capture_and_the_summary(tmp_path):
             [RSTTRACE, "trace", "-w", str(out), "--summary", "--netns",
              pair.names["a"], "--netns", pair.names["b"]],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = proc.stderr.readline()
-        assert "tracing in" in line, line + proc.stderr.read()
+        ready_line(proc, "tracing in")
         p = traffic.closed_port(pair, 4)
         traffic.settle(0.3)
         proc.send_signal(signal.SIGINT)
@@ -95,8 +94,7 @@ def test_expression_filters_summary_only_mode_too():
             [RSTTRACE, "trace", "--summary-only", "--json", "--netns",
              pair.names["a"], "--netns", pair.names["b"], "ip6"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = proc.stderr.readline()
-        assert "counting in the kernel" in line, line + proc.stderr.read()
+        line = ready_line(proc, "counting in the kernel")
         assert "expression 'ip6'" in line
         traffic.closed_port(pair, 4)
         traffic.closed_port(pair, 6)

@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from pcaptools import check_packet, one, tshark
+from pcaptools import check_packet, one, ready_line, tshark
 from rsttrace.lab import craft, traffic
 from rsttrace.lab.catalogue import by_name
 from rsttrace.output.records import EVENT_KINDS
@@ -72,11 +72,7 @@ class Trace:
         self.proc = subprocess.Popen([RSTTRACE, "trace", *map(str, args)],
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()
-        if "tracing in" not in line:
-            self.proc.kill()
-            raise AssertionError("rsttrace did not start: %s%s" % (
-                line, self.proc.communicate()))
+        line = ready_line(self.proc, "tracing in")
         self.mode = line.split("tracing in ")[1].split()[0]
 
     def stop(self):
