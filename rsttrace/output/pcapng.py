@@ -59,6 +59,7 @@ _U32 = struct.Struct("<I")
 
 
 def _option(code, value):
+    value = value[:0xFFFF]          # the length is 16 bits: longer is cut
     pad = -len(value) % 4
     return struct.pack("<HH", code, len(value)) + value + b"\0" * pad
 
@@ -82,9 +83,15 @@ def section_header(application):
                             (SHB_USERAPPL, application.encode())]))
 
 
+def _utf8(text):
+    """Text as UTF-8; what UTF-8 cannot hold (JSON's lone surrogates)
+    escaped."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def interface(name, description):
     return _block(IDB, struct.pack("<HHI", LINKTYPE_RAW, 0, 0) + _options(
-        [(IF_NAME, name.encode()), (IF_DESCRIPTION, description.encode()),
+        [(IF_NAME, _utf8(name)), (IF_DESCRIPTION, _utf8(description)),
          (IF_TSRESOL, bytes([TSRESOL_NS]))]))
 
 
@@ -109,9 +116,12 @@ def _facts(record):
 
 
 def _hashable(value):
+    """A JSON value as a cache key."""
     if isinstance(value, dict):
         return tuple((k, _hashable(v)) for k, v in value.items())
-    return tuple(value) if isinstance(value, list) else value
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def comments(record):
@@ -154,7 +164,10 @@ class WallClock:
             raise NotAPacket("time %r is not ISO 8601" % (text[:40],))
         ts = record.get("ts_ns")
         extra = ts % 1000 if isinstance(ts, int) and ts >= 0 else 0
-        return (self._epoch * 1000000 + int(usec)) * 1000 + extra
+        wall = (self._epoch * 1000000 + int(usec)) * 1000 + extra
+        if not 0 <= wall < 1 << 64:
+            raise NotAPacket("time %r is outside pcapng's range" % text)
+        return wall
 
 
 class PcapngWriter:
@@ -171,23 +184,24 @@ class PcapngWriter:
         self.stream.write(section_header(application))
 
     def _interface(self, record):
-        key = (record.get("netns"), record.get("netns_name"))
+        key = (_hashable(record.get("netns")),
+               _hashable(record.get("netns_name")))
         found = self.interfaces.get(key)
         if found is not None:
             return found
-        inode, name = key
-        what = "network namespace %s" % (inode if inode is not None
-                                         else "unknown")
+        inode, name = record.get("netns"), record.get("netns_name")
+        inode = "unknown" if inode is None else str(inode)
+        what = "network namespace %s" % inode
         if name:
-            what += " (ip netns %s)" % name
+            what += " (ip netns %s)" % (name,)
         self.stream.write(interface(str(name) if name else
-                                    "netns:%s" % (inode or "unknown"), what))
+                                    "netns:%s" % inode, what))
         found = self.interfaces[key] = len(self.interfaces)
         return found
 
     def _packet_options(self, record):
         key = tuple(_hashable(record.get(k)) for k in COMMENT_KEYS) + (
-            record.get("seq") is None, record.get("explanation"),
+            record.get("seq") is None, _hashable(record.get("explanation")),
             tuple((record.get("stack") or ())[:STACK_FRAMES]))
         opts = self._options.get(key)
         if opts is None:
@@ -195,13 +209,19 @@ class PcapngWriter:
                 self._options.clear()
             direction = INBOUND if record["kind"] == "received" else OUTBOUND
             opts = self._options[key] = _options(
-                [(OPT_COMMENT, c.encode("utf-8", "backslashreplace"))
-                 for c in comments(record)] +
+                [(OPT_COMMENT, _utf8(c)) for c in comments(record)] +
                 [(EPB_FLAGS, _U32.pack(direction))])
         return opts
 
     def packet(self, record):
         """The EPB of one event record; NotAPacket when it cannot have one."""
+        stack = record.get("stack")
+        if stack is not None and not (isinstance(stack, list) and all(
+                isinstance(f, str) for f in stack)):
+            raise NotAPacket("stack is not a list of frame names")
+        if record.get("kind") not in ("sent", "received", "challenge_ack"):
+            raise NotAPacket("kind %r is not an event's" % (
+                record.get("kind"),))
         data = header(record)
         ts = self.clock.ns(record)
         opts = self._packet_options(record)

@@ -33,9 +33,15 @@ class NotAPacket(ValueError):
     ports), or holds values no header can."""
 
 
-@functools.lru_cache(maxsize=256)
 def flag_bits(text):
     """A record's `seg_flags` text ("SYN|ACK") as the header's flag byte."""
+    if not isinstance(text, str):
+        raise NotAPacket("seg_flags %r is not TCP flags" % (text,))
+    return _flag_bits(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _flag_bits(text):
     if text == "none":
         return 0
     try:
@@ -55,7 +61,7 @@ def wire_flags(record):
         else RST|ACK acking it;
       - an RST from a socket (tcp_send_active_reset()) is RST|ACK.
     """
-    kind, seg = record["kind"], record.get("seg_flags")
+    kind, seg = record.get("kind"), record.get("seg_flags")
     if kind == "challenge_ack":
         return abi.TCPF_ACK
     if kind == "received" or record.get("hook") == PACKET_HOOK:
@@ -73,8 +79,14 @@ def checksum(data):
     return ~total & 0xFFFF
 
 
-@functools.lru_cache(maxsize=65536)
 def _packed(text, family):
+    if not isinstance(text, str):
+        raise NotAPacket("%r is not an IP address" % (text,))
+    return _packed_text(text, family)
+
+
+@functools.lru_cache(maxsize=65536)
+def _packed_text(text, family):
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -98,7 +110,7 @@ def header(record):
     """The header's bytes (40 for IPv4, 60 for IPv6); NotAPacket when the
     record cannot make one."""
     family = record.get("family")
-    if family not in (4, 6):
+    if family not in (4, 6) or isinstance(family, bool):
         raise NotAPacket("family %r is neither 4 nor 6" % (family,))
     if record.get("saddr") is None or record.get("daddr") is None or \
             record.get("sport") is None or record.get("dport") is None:

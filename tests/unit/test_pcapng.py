@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pcaptools import check_packet, tcpdump_lines, tshark
 from rsttrace.output.pcapng import PcapngWriter
@@ -95,6 +96,14 @@ def test_named_namespace_and_owner_keys_go_into_the_packet(tmp_path):
 def write_capture(path, lines):
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return path
+
+
+def test_a_comment_longer_than_an_option_holds_is_cut(tmp_path):
+    path = tmp_path / "long.pcapng"
+    with open(path, "wb") as f:
+        PcapngWriter(f).event(dict(RECORDS[0], explanation="x" * 70000))
+    [packet] = tshark(path)
+    assert packet["frame.comment"][1] == "x" * 0xFFFF
 
 
 def test_convert_writes_what_the_writer_writes(tmp_path):
@@ -183,3 +192,26 @@ def test_trace_refuses_before_loading_anything(tmp_path, args, message):
     assert r.stderr.startswith("rsttrace: error: ") and message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert os.listdir(tmp_path) == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) |
+    st.floats(allow_nan=False) | st.text(max_size=20) |
+    st.text(st.characters(blacklist_categories=()), max_size=4),
+    lambda inner: st.lists(inner, max_size=3) |
+    st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=600, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(RECORDS[:40]),
+       st.dictionaries(st.sampled_from(sorted(RECORDS[0])), JSON,
+                       min_size=1, max_size=4))
+def test_any_values_make_a_packet_or_a_counted_skip(record, changes):
+    """Records `convert` reads are anyone's: whatever their values, the
+    writer writes a packet or counts a skip, never raises."""
+    stream = io.BytesIO()
+    writer = PcapngWriter(stream)
+    writer.event(dict(record, **changes))
+    assert writer.skipped == 1 or stream.getvalue().count(
+        b"\x06\x00\x00\x00") >= 1
