@@ -183,8 +183,8 @@ def _stream(tracer, streams, opts, filt):
             opts["output"]
         writers.append(writer if text_events else SummaryOnly(writer))
     if pcap is not None:
-        writers.append(PcapngWriter(pcap, warn=lambda m: click.echo(
-            "rsttrace: " + m, err=True)))
+        writers.append(PcapngWriter(pcap, stacks=stacks, warn=lambda m:
+                                    click.echo("rsttrace: " + m, err=True)))
     writer = writers[0] if len(writers) == 1 else Tee(*writers)
     session = Session(tracer, writer, summary=opts["summary"],
                       count=opts["count"], duration=opts["duration"])

@@ -124,16 +124,17 @@ def _hashable(value):
     return value
 
 
-def comments(record):
+def comments(record, stacks=True):
     """The packet's comments: `key=value ...` (shell-quoted values, `-` for
-    none), the explanation, the key frames of the stack."""
+    none), the explanation, the key frames of the stack (unless
+    --no-stack)."""
     facts = " ".join("%s=%s" % (k, _text(v)) for k, v in _facts(record))
     if record.get("seq") is None:
         facts += " seq=unknown ack=unknown"
     out = ["rsttrace: " + facts]
     if record.get("explanation"):
         out.append(str(record["explanation"]))
-    if record.get("stack"):
+    if stacks and record.get("stack"):
         out.append("stack: " + path_of(record["stack"], STACK_FRAMES))
     return out
 
@@ -173,9 +174,11 @@ class WallClock:
 class PcapngWriter:
     """A writer (rsttrace.output.writers) of pcapng to a binary stream."""
 
-    def __init__(self, stream, application="rsttrace", warn=None):
+    def __init__(self, stream, application="rsttrace", warn=None,
+                 stacks=True):
         self.stream = stream
         self.warn = warn
+        self.stacks = stacks
         self.interfaces = {}         # (netns, netns_name) -> interface id
         self.clock = WallClock()
         self.skipped = 0             # events that made no packet
@@ -209,7 +212,8 @@ class PcapngWriter:
                 self._options.clear()
             direction = INBOUND if record["kind"] == "received" else OUTBOUND
             opts = self._options[key] = _options(
-                [(OPT_COMMENT, _utf8(c)) for c in comments(record)] +
+                [(OPT_COMMENT, _utf8(c))
+                 for c in comments(record, self.stacks)] +
                 [(EPB_FLAGS, _U32.pack(direction))])
         return opts
 

@@ -98,6 +98,15 @@ def write_capture(path, lines):
     return path
 
 
+def test_no_stack_leaves_the_stack_comment_out(tmp_path):
+    path = tmp_path / "nostack.pcapng"
+    with open(path, "wb") as f:
+        PcapngWriter(f, stacks=False).event(RECORDS[0])
+    [packet] = tshark(path)
+    assert RECORDS[0]["stack"] and len(packet["frame.comment"]) == 2
+    assert not any(c.startswith("stack: ") for c in packet["frame.comment"])
+
+
 def test_a_comment_longer_than_an_option_holds_is_cut(tmp_path):
     path = tmp_path / "long.pcapng"
     with open(path, "wb") as f:
