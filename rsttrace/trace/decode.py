@@ -20,6 +20,10 @@ FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
           "owner_comm", "owner_source", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
           "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
           "cause", "explanation", "stack")
+# The keys rsttrace.context fills (who is behind the RST); optional in
+# schema 1, which they joined later (docs/record.schema.json).
+WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
+              "owner_source")
 
 # Caches, each bounded, and each kept because a storm repeats its values
 # (few stacks, peers and names) while the first computation is costly:
