@@ -28,7 +28,8 @@ FD_INDEX_MAX = 1 << 20   # sockets remembered from one scan
 
 def scan_fds(proc):
     """{socket inode: (pid, comm)} of the processes holding sockets, from
-    one pass over /proc/*/fd (the first holder found of a shared one)."""
+    one pass over /proc/*/fd (of a shared socket, the holder with the
+    lowest pid: the parent of the others, usually)."""
     holders = {}
     for pid in proc.pids():
         inodes = proc.socket_inodes(pid)

@@ -71,7 +71,7 @@ class Proc:
             names = os.listdir(self.root)
         except OSError:
             return []
-        return [int(n) for n in names if n.isdigit()]
+        return sorted(int(n) for n in names if n.isdigit())
 
     def text(self, pid, name):
         raw = read_file(self._path(pid, name))

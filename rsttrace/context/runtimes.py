@@ -15,8 +15,8 @@
   docker   /var/lib/docker/containers/ID/config.v2.json: Name,
            Config.Image, Config.Labels (io.kubernetes.* under dockershim)
 
-Every file is read with procfs.read_file's rule (owned by root, or by the
-user whose conmon named it) and parsed defensively: a malformed file gives
+Every file is read with procfs.read_file's rule (owned by root for the
+fixed places, by the user conmon runs as for the paths a conmon names) and parsed defensively: a malformed file gives
 a container with only its runtime and id, never an error.
 """
 
@@ -77,10 +77,11 @@ def conmon_options(argv):
 
 
 class Runtimes:
-    def __init__(self, proc, roots=None, run=subprocess.run):
+    def __init__(self, proc, roots=None, run=subprocess.run, state_uid=0):
         self.proc = proc
         self.roots = dict(ROOTS, **(roots or {}))
         self.run = run
+        self.fixed = (state_uid,)    # who owns the state in ROOTS
         self._pods = {}              # podman pod ID -> name
 
     def describe(self, pid, match):
@@ -102,7 +103,7 @@ class Runtimes:
         if runtime in (None, "cri-o"):
             found = self._oci(match, "cri-o", os.path.join(
                 self.roots["cri-o"], match.id, "userdata", "config.json"),
-                (0,))
+                self.fixed)
             if found:
                 return found
         return Container(runtime, match.id, None, None, None, None, False)
@@ -123,7 +124,7 @@ class Runtimes:
         uid = self.proc.uid(pid)
         if opts.get("-c") != match.id or uid is None or "-b" not in opts:
             return None
-        owners = {0, uid}
+        owners = {uid}          # a user's conmon names only that user's files
         config = os.path.join(opts["-b"], "config.json")
         if match.runtime == "cri-o":
             return self._oci(match, "cri-o", config, owners)
@@ -208,7 +209,8 @@ class Runtimes:
             if os.path.basename(os.path.dirname(bundle)) == "moby":
                 continue                     # docker's: see _docker
             found = self._oci(match, "containerd",
-                              os.path.join(bundle, "config.json"), (0,))
+                              os.path.join(bundle, "config.json"),
+                              self.fixed)
             if found:
                 return found
         return None
@@ -218,7 +220,7 @@ class Runtimes:
     def _docker(self, match):
         conf = _json(read_file(os.path.join(
             self.roots["docker"], match.id, "config.v2.json"), STATE_LIMIT,
-            (0,)))
+            self.fixed))
         if conf is None:
             return None
         config = _dict(conf, "Config")
