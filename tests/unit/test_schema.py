@@ -78,3 +78,35 @@ def test_the_schema_refuses_what_rsttrace_never_writes(change):
     change(rec)
     with pytest.raises(jsonschema.ValidationError):
         VALIDATOR.validate(json.loads(json.dumps(rec)))
+
+
+WHO = dict(netns_name="host", owner_pid=812, owner_comm="nginx",
+           owner_source="socket", pod={"namespace": None, "name": "web"},
+           container={"runtime": "podman", "id": "ab" * 32, "name": "web",
+                      "image": "localhost/web:1"})
+
+
+def test_the_who_fields_as_written():
+    for extra in (WHO, {k: None for k in WHO},
+                  dict(WHO, owner_pid=None, owner_comm=None,
+                       owner_source="no-socket", container=dict(
+                           WHO["container"], runtime=None, name=None))):
+        rec = dict(EVENTS[0], **extra)
+        check_line(written([rec])[0])
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r.update(container={"runtime": "lxc", "id": "ab" * 32,
+                                  "name": None, "image": None}),
+    lambda r: r.update(container=dict(WHO["container"], id="abc")),
+    lambda r: r.update(container=dict(WHO["container"], extra=1)),
+    lambda r: r.update(pod={"name": "web"}),
+    lambda r: r.update(owner_source="guess"),
+    lambda r: r.update(owner_pid=-1),
+])
+def test_the_schema_refuses_bad_who_fields(change):
+    rec = dict(copy.deepcopy(EVENTS[0]), **copy.deepcopy(WHO))
+    VALIDATOR.validate(rec)
+    change(rec)
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(json.loads(json.dumps(rec)))
