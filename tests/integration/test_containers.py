@@ -10,6 +10,7 @@ import pytest
 from bpfcheck import require_bpf
 from rsttrace.lab import craft, traffic
 from rsttrace.trace.filters import Filters
+from who import one, since
 
 pytestmark = pytest.mark.root
 
@@ -67,15 +68,7 @@ def provoked(lab, fn, port):
     pair, podman, session, records, selection, names = lab
     start = len(records)
     fn()
-    traffic.settle(0.3)
-    session.drain()
-    return [r for r in records[start:] if port in (r["sport"], r["dport"])]
-
-
-def one(recs, **want):
-    hits = [r for r in recs if all(r[k] == v for k, v in want.items())]
-    assert len(hits) == 1, (want, recs)
-    return hits[0]
+    return since(session, records, start, port, 0.3)
 
 
 def check_container(rec, names, podman, key):

@@ -11,6 +11,7 @@ import pytest
 
 from bpfcheck import require_bpf
 from owner_process import OwnerProcess
+from who import one, since
 from rsttrace.lab import traffic
 from rsttrace.trace.filters import Filters
 
@@ -40,17 +41,8 @@ def traced():
 
 
 def events(traced, start, port, settle=0.1):
-    """The records since `start` of the connections to or from `port`."""
     pair, session, records = traced
-    traffic.settle(settle)
-    session.drain()
-    return [r for r in records[start:] if port in (r["sport"], r["dport"])]
-
-
-def one(recs, **want):
-    hits = [r for r in recs if all(r[k] == v for k, v in want.items())]
-    assert len(hits) == 1, (want, recs)
-    return hits[0]
+    return since(session, records, start, port, settle)
 
 
 def connect_from_a(pair, port, blocking=True):
@@ -86,20 +78,7 @@ def test_accept_overflow_names_the_listeners_owner(traced):
     with OwnerProcess("rst-listener", [listen, shrink, lambda s: None]) \
             as owner:
         port = owner.next()
-        # the clients' final ACKs held back until the queue is cut
-        traffic.block_output(pair, "a", "tcp flags & (syn|ack) == ack")
-        clients = []
-        for _ in range(2):
-            c = pair.socket("a")
-            c.setblocking(False)
-            c.connect_ex((pair.ipv4["b"], port))
-            clients.append(c)
-        time.sleep(0.2)
-        owner.next()
-        traffic.unblock(pair, "a")
-        for c in clients:
-            c.send(b"hello")
-            time.sleep(0.1)
+        traffic.overflow(pair, port, owner.next)
         recs = events(traced, start, port, 0.3)
         owner.next()
     rst = one(recs, kind="sent", state="LISTEN")
