@@ -157,9 +157,11 @@ def merged(run, side):
     out = tmp / ("merged-%s.pcapng" % side)
     subprocess.run(["mergecap", "-w", str(out), str(tmp / "rst.pcapng"),
                     str(tmp / ("%s.pcap" % side))], check=True, timeout=60)
-    netns = "netns:%d" % run["pair"].inode(side)
+    inode = run["pair"].inode(side)
+    names = {r.get("netns_name") or "netns:%d" % inode
+             for r in run["events"] if r["netns"] == inode}
     return [p for p in tshark(out) if "frame.comment" not in p or
-            one(p, "frame.interface_name") == netns]
+            one(p, "frame.interface_name") in names]
 
 
 def header_of(packet):
