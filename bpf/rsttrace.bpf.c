@@ -400,6 +400,12 @@ static __always_inline int pass_filters(struct rst_event *ev)
 		}
 	}
 #endif
+#ifdef FILTER_PCAP
+	/* A pcap filter expression: pcap_filter() is generated from it by
+	 * rsttrace/trace/pcap_filter.py and put before this file. */
+	if (!pcap_filter(ev))
+		return 0;
+#endif
 	return 1;
 }
 

@@ -3,11 +3,13 @@
     trace.py      trace          scenarios.py  scenarios list/run, demo
     doctor.py     doctor         causes.py     causes
     report.py     report         matrix.py     matrix
+    convert.py    convert
 """
 
 import click
 
-from rsttrace.cli import causes, doctor, matrix, report, scenarios, trace
+from rsttrace.cli import (causes, convert, doctor, matrix, report,
+                          scenarios, trace)
 
 try:
     from importlib.metadata import version as _version
@@ -24,7 +26,8 @@ def main():
 
 
 for command in (trace.trace, doctor.doctor, scenarios.scenarios,
-                scenarios.demo, causes.causes, matrix.matrix, report.report):
+                scenarios.demo, causes.causes, matrix.matrix, report.report,
+                convert.convert):
     main.add_command(command)
 
 if __name__ == "__main__":

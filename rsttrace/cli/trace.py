@@ -23,6 +23,12 @@ from rsttrace.trace import filters
                    "wider than 80 columns.")
 @click.option("-o", "--output", metavar="FILE",
               help="Write events to FILE instead of standard output.")
+@click.option("-w", "--write", metavar="FILE",
+              help="Write events as a pcapng capture to FILE (- for "
+                   "standard output), one packet per RST with the "
+                   "diagnosis in its comment. Alone it is the only output "
+                   "(as tcpdump -w); with --json, --wide or -o the text "
+                   "output is written too.")
 @click.option("--port", "ports", multiple=True, metavar="PORT[,PORT]",
               help="Only RSTs with this source or destination port.")
 @click.option("--host", "hosts", multiple=True, metavar="ADDR[,ADDR]",
@@ -69,30 +75,68 @@ from rsttrace.trace import filters
                    "their cause is decided on and show the table (refreshed "
                    "every second on a terminal, once at exit otherwise). "
                    "Keeps up with storms.")
-def trace(**opts):
-    """Trace TCP RSTs sent and received by this host until Ctrl-C."""
-    out = OutputFile(opts["output"])
+@click.argument("expression", nargs=-1)
+def trace(expression, **opts):
+    """Trace TCP RSTs sent and received by this host until Ctrl-C.
+
+    EXPRESSION, if given, is a pcap filter expression (tcpdump's syntax,
+    man 7 pcap-filter), run in the kernel on each RST's rebuilt header:
+    see docs/pcap.md."""
+    opts["expression"] = " ".join(expression)
+    outs = []
     try:
+        outs = _outputs(opts)
         filt, tracer = _plan(opts)
-        stream = ReportingStream(out.open(), opts["output"] or "stdout")
+        streams = [ReportingStream(out.open(), _name(out)) if out else None
+                   for out in outs]
         if opts["summary_only"]:
-            _summary_only(tracer, stream, opts, filt)
+            _summary_only(tracer, streams[0], opts, filt)
         else:
-            _stream(tracer, stream, opts, filt)
+            _stream(tracer, streams, opts, filt)
     except RsttraceError as e:
-        _discard(out)
+        _discard(outs)
         fail(e)
     except BrokenPipeError:
-        _discard(out)
+        _discard(outs)
         sys.exit(1)
-    try:
-        out.commit()
-    except OSError as e:        # the last flush, on close, found no room
-        _discard(out)
-        fail(output_error(opts["output"], e))
+    for out in outs:
+        try:
+            if out:
+                out.commit()
+        except OSError as e:    # the last flush, on close, found no room
+            _discard(outs)
+            fail(output_error(_name(out), e))
 
 
-def _discard(out):
+def _name(out):
+    """An output as the user called it, for messages."""
+    return out.path if out.path not in (None, "-") else "stdout"
+
+
+def _outputs(opts):
+    """[text output or None, pcapng output or None] (OutputFiles)."""
+    pcap = opts["write"]
+    if pcap is None:
+        return [OutputFile(opts["output"]), None]
+    if opts["summary_only"]:
+        raise UsageError("-w needs the event stream",
+                         "leave out --summary-only")
+    text = opts["as_json"] or opts["wide"] or opts["output"]
+    if pcap == "-" and (text or opts["summary"]) and \
+            opts["output"] in (None, "-"):
+        raise UsageError("-w - writes the capture to standard output",
+                         "send the text output to a file with -o FILE")
+    return [OutputFile(opts["output"]) if text or opts["summary"] else None,
+            OutputFile(pcap, binary=True)]
+
+
+def _discard(outs):
+    for out in outs:
+        if out:
+            _discard_one(out)
+
+
+def _discard_one(out):
     """Drop the output of a failed run. On a full disk close() fails too,
     on its flush, but closes the file all the same (io's close() always
     does); discard() stopped there, so it is asked again, and this time
@@ -111,7 +155,7 @@ def _plan(opts):
     from rsttrace.trace.tracer import Tracer
     filt = filters.build(opts["ports"], opts["hosts"], opts["pid"],
                          opts["comm"], opts["netns"], opts["ipv4"],
-                         opts["ipv6"])
+                         opts["ipv6"], opts["expression"])
     pages = opts["buffer_pages"]
     if pages and pages & (pages - 1):
         raise UsageError("--buffer-pages %d is not a power of two" % pages,
@@ -169,12 +213,25 @@ def _started(tracer, filt, doing, selection=None):
         click.echo("rsttrace: not seen here: %s" % why, err=True)
 
 
-def _stream(tracer, stream, opts, filt):
-    from rsttrace.output.writers import JsonWriter, RowWriter
+def _stream(tracer, streams, opts, filt):
+    from rsttrace.output.pcapng import PcapngWriter
+    from rsttrace.output.writers import (JsonWriter, RowWriter, SummaryOnly,
+                                         Tee)
     from rsttrace.trace.session import Session
     stacks = not opts["no_stack"]
-    writer = JsonWriter(stream, stacks=stacks) if opts["as_json"] else \
-        RowWriter(stream, stacks=stacks, wide=opts["wide"])
+    text, pcap = streams
+    writers = []
+    if text is not None:
+        writer = JsonWriter(text, stacks=stacks) if opts["as_json"] else \
+            RowWriter(text, stacks=stacks, wide=opts["wide"])
+        # -w alone: only the summary goes to the text output
+        text_events = pcap is None or opts["as_json"] or opts["wide"] or \
+            opts["output"]
+        writers.append(writer if text_events else SummaryOnly(writer))
+    if pcap is not None:
+        writers.append(PcapngWriter(pcap, stacks=stacks, warn=lambda m:
+                                    click.echo("rsttrace: " + m, err=True)))
+    writer = writers[0] if len(writers) == 1 else Tee(*writers)
     enricher, selection = _who(opts, filt)
     session = Session(tracer, writer, summary=opts["summary"],
                       count=opts["count"], duration=opts["duration"],

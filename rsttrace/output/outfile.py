@@ -23,15 +23,16 @@ def cannot_write(path, e):
 
 
 class OutputFile:
-    def __init__(self, path):
+    def __init__(self, path, binary=False):
         self.path = path
+        self.binary = binary        # bytes (trace -w), else text
         self.target = None          # safe_open.Target of the file
         self.tmp = None             # the temporary file's name, beside it
         self.stream = None
 
     def open(self):
         if not self.path or self.path == "-":
-            self.stream = sys.stdout
+            self.stream = sys.stdout.buffer if self.binary else sys.stdout
             return self.stream
         fd = None
         try:
@@ -46,7 +47,7 @@ class OutputFile:
                     self.target.dir_fd, self.target.name)
                 if st is not None:
                     os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            self.stream = open(fd, "w")
+            self.stream = open(fd, "wb" if self.binary else "w")
         except BaseException as e:
             if fd is not None and self.stream is None:
                 os.close(fd)
@@ -67,7 +68,8 @@ class OutputFile:
         self._close(lambda tmp: os.unlink(tmp, dir_fd=self.target.dir_fd))
 
     def _close(self, finish_tmp):
-        if self.stream is None or self.stream is sys.stdout:
+        if self.stream is None or self.stream in (
+                sys.stdout, getattr(sys.stdout, "buffer", None)):
             return
         try:
             self.stream.close()

@@ -48,8 +48,11 @@ def _comm(raw):
 
 
 def monotonic_to_wall_offset():
-    """Nanoseconds to add to a CLOCK_MONOTONIC stamp for wall time."""
-    return time.time_ns() - time.monotonic_ns()
+    """Nanoseconds to add to a CLOCK_MONOTONIC stamp for wall time, a whole
+    number of microseconds: then a record's `time` (microseconds) and the
+    nanoseconds of its `ts_ns` make its exact wall time in nanoseconds
+    (rsttrace.output.pcapng.WallClock), live and from a saved capture."""
+    return round(time.time_ns() - time.monotonic_ns(), -3)
 
 
 class Decoder:

@@ -139,8 +139,9 @@ class Tracer:
             if p.skipped:
                 self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
         try:
-            self.bpf = bcc.BPF(src_file=BPF_SOURCE.encode(),
-                               cflags=self.cflags())
+            with open(BPF_SOURCE) as f:
+                source = self.filters.pcap_c + f.read()
+            self.bpf = bcc.BPF(text=source.encode(), cflags=self.cflags())
         except Exception as e:
             raise RsttraceError("the BPF program did not compile or load (%s)"
                                 % str(e).strip().splitlines()[-1],
