@@ -69,30 +69,16 @@ def trace(**opts):
         else:
             _stream(tracer, stream, opts, filt)
     except RsttraceError as e:
-        _discard(out)
+        out.discard_quietly()
         fail(e)
     except BrokenPipeError:
-        _discard(out)
+        out.discard_quietly()
         sys.exit(1)
     try:
         out.commit()
     except OSError as e:        # the last flush, on close, found no room
-        _discard(out)
+        out.discard_quietly()
         fail(output_error(opts["output"], e))
-
-
-def _discard(out):
-    """Drop the output of a failed run. On a full disk close() fails too,
-    on its flush, but closes the file all the same (io's close() always
-    does); discard() stopped there, so it is asked again, and this time
-    it removes the temporary file. The first error is the one reported."""
-    try:
-        out.discard()
-    except OSError:
-        try:
-            out.discard()
-        except OSError:
-            pass
 
 
 def _plan(opts):

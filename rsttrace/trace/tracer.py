@@ -52,9 +52,12 @@ class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None, summary_only=False):
+                 buffer_pages=None, summary_only=False, agg_cflags=()):
         self.requested_mode = mode
         self.summary_only = summary_only
+        # summary mode: more agg_key fields (metric_labels.Labels.cflags)
+        self.agg_cflags = list(agg_cflags)
+        self._agg_live = None        # summary mode: the map counted into
         self.buffer_pages = buffer_pages
         self.packets = packets
         self.filters = filters or Filters()
@@ -110,6 +113,7 @@ class Tracer:
                       % (self.buffer_pages or RINGBUF_PAGES)]
         if self.summary_only:
             flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
+            flags += self.agg_cflags
         flags += offsets.cflags(self.kbtf)
         for p in self.placements:
             flags += p.cflags()
@@ -136,6 +140,8 @@ class Tracer:
                                 "run `rsttrace doctor` to see what this "
                                 "kernel lacks")
         try:
+            if self.summary_only:
+                self._count_into(b"agg_a")
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
@@ -191,6 +197,24 @@ class Tracer:
             events.open_perf_buffer(callback,
                                     page_cnt=self.buffer_pages or PERF_PAGES,
                                     lost_cb=lost)
+
+    def _count_into(self, name):
+        """Make the programs count into map `name` (agg_a or agg_b); returns
+        once no program still counts into the other one (a map-in-map update
+        waits for running programs, see agg_live in bpf/rsttrace.bpf.c)."""
+        live = self.bpf[b"agg_live"]
+        live[ctypes.c_int(0)] = ctypes.c_int(self.bpf[name].get_fd())
+        self._agg_live = name
+
+    def take_counts(self):
+        """Summary mode: [(agg_key, count)] counted since the last call;
+        the kernel forgets them (its maps hold one interval's keys)."""
+        taken = self._agg_live
+        self._count_into(b"agg_b" if taken == b"agg_a" else b"agg_a")
+        table = self.bpf[taken]
+        out = [(key, value.value) for key, value in table.items()]
+        table.clear()
+        return out
 
     def watch_netns(self, inode, on=True):
         """Add (or remove) a namespace to the kernel-side netns filter of

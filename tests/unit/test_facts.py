@@ -59,7 +59,7 @@ def agg_key(rec, kernel):
         state=inverse(abi.TCP_STATES)[rec["state"]] if rec.get("state")
         else 0,
         family=rec.get("family") or 0, seg_flags=flag_byte(rec["seg_flags"]),
-        facts=bits_of_record(rec), pad=b"")
+        facts=bits_of_record(rec), local_port=0, netns=0)
 
 
 @pytest.fixture(scope="module")
