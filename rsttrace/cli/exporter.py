@@ -46,6 +46,11 @@ from rsttrace.output import metric_labels, metrics
 @click.option("--packets", is_flag=True,
               help="Also count RSTs the TCP stack did not send (netfilter "
                    "REJECT); costs a probe per packet.")
+@click.option("--netns", "netns", multiple=True, metavar="NS",
+              help="Only RSTs in this network namespace (inode, `ip netns` "
+                   "name or /proc/PID/ns/net; repeatable).")
+@click.option("--port", "ports", multiple=True, metavar="PORT[,PORT]",
+              help="Only RSTs with this source or destination port.")
 @click.option("--duration", type=float, callback=positive,
               metavar="SECONDS", help="Stop after this many seconds.")
 def exporter(**opts):
@@ -54,9 +59,12 @@ def exporter(**opts):
     httpd = stats_fd = None
     try:
         labels, listen = _check(opts)
+        from rsttrace.trace import filters
         from rsttrace.trace.tracer import Tracer
         tracer = Tracer(mode=opts["mode"], packets=opts["packets"],
                         summary_only=True,
+                        filters=filters.build(opts["ports"],
+                                              netns=opts["netns"]),
                         agg_cflags=metric_labels.cflags(labels)).plan()
         collector, registry = _collector(opts, labels, tracer)
         if listen is not None:
