@@ -42,10 +42,36 @@ def import_bcc():
     return bcc
 
 
-def require_root():
+# Capability numbers (include/uapi/linux/capability.h).
+CAP_SYS_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 21, 34, 38, 39
+
+
+def effective_caps(status="/proc/self/status"):
+    """The set of this process's effective capability numbers."""
+    with open(status) as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                mask = int(line.split()[1], 16)
+                return {n for n in range(64) if mask >> n & 1}
+    return set()
+
+
+def require_root(warn=None):
+    """Root, and the capabilities BPF tracing needs (a service may run as
+    root with fewer: packaging/systemd/rsttrace-exporter.service)."""
     if os.geteuid() != 0:
         raise RsttraceError("rsttrace needs root to load BPF programs",
                             "run it with sudo")
+    caps = effective_caps()
+    if CAP_SYS_ADMIN not in caps and not {CAP_BPF, CAP_PERFMON} <= caps:
+        raise RsttraceError("rsttrace runs without CAP_BPF and CAP_PERFMON "
+                            "(or CAP_SYS_ADMIN), which loading and "
+                            "attaching its BPF programs needs",
+                            "add them to the service's capabilities")
+    if warn is not None and CAP_SYSLOG not in caps:
+        warn("no CAP_SYSLOG: kernel stacks cannot be named (kernel "
+             "addresses in /proc/kallsyms are hidden), and causes decided "
+             "on the kernel path become unknown")
 
 
 class Tracer:
@@ -74,7 +100,7 @@ class Tracer:
 
     def plan(self):
         """Decide mode, hooks and flags; raise RsttraceError if impossible."""
-        require_root()
+        require_root(self.warn)
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()

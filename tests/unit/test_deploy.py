@@ -43,3 +43,31 @@ def test_a_wrong_expectation_fails_promtool(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode != 0
     assert 'instance="web2"' in res.stdout + res.stderr
+
+
+UNIT = os.path.join(ROOT, "packaging", "systemd", "rsttrace-exporter.service")
+
+
+def unit_here(tmp_path):
+    """The unit with ExecStart pointing at this checkout's rsttrace (verify
+    checks that the command exists)."""
+    with open(UNIT) as f:
+        text = f.read()
+    here = os.path.join(ROOT, ".venv", "bin", "rsttrace")
+    assert "ExecStart=/usr/local/bin/rsttrace exporter" in text
+    path = tmp_path / "rsttrace-exporter.service"
+    path.write_text(text.replace("/usr/local/bin/rsttrace", here))
+    return str(path)
+
+
+def test_systemd_unit_verifies(tmp_path):
+    out = run("systemd-analyze", "verify", unit_here(tmp_path))
+    assert "rsttrace-exporter" not in out, out      # no complaint about it
+
+
+def test_systemd_unit_is_confined(tmp_path):
+    out = run("systemd-analyze", "security", "--offline=yes",
+              unit_here(tmp_path))
+    level = float(out.rsplit("Overall exposure level", 1)[1].split(":")[1]
+                  .split()[0])
+    assert level <= 4.0, out        # "OK" in systemd's scale
