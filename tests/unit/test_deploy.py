@@ -6,7 +6,11 @@ Kubernetes and prometheus-operator schemas. scripts/setup installs the
 tools."""
 
 import os
+import re
 import subprocess
+import sys
+
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -71,3 +75,81 @@ def test_systemd_unit_is_confined(tmp_path):
     level = float(out.rsplit("Overall exposure level", 1)[1].split(":")[1]
                   .split()[0])
     assert level <= 4.0, out        # "OK" in systemd's scale
+
+
+K8S = os.path.join(ROOT, "deploy", "kubernetes")
+VALIDATE = os.path.join(os.path.dirname(sys.executable),
+                        "kubernetes-validate")
+
+
+def k8s_validate(path):
+    return subprocess.run([VALIDATE, "--strict", path], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_kubernetes_manifests_validate():
+    for name, kind in (("daemonset.yaml", "daemonset"),
+                       ("service.yaml", "service")):
+        res = k8s_validate(os.path.join(K8S, name))
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out
+        assert "passed for resource %s/rsttrace-exporter" % kind in out, out
+
+
+def test_a_misspelled_manifest_key_fails(tmp_path):
+    with open(os.path.join(K8S, "daemonset.yaml")) as f:
+        text = f.read()
+    path = tmp_path / "daemonset.yaml"
+    path.write_text(text.replace("hostPID: true", "hostPid: true"))
+    res = k8s_validate(str(path))
+    assert res.returncode != 0 and "hostPid" in res.stdout + res.stderr
+
+
+def podmonitor_problem(doc):
+    """Why `doc` is not a PodMonitor prometheus-operator accepts, or None:
+    checked with the models generated from the operator's CRD schema
+    (cloudcoil-models-prometheus-operator, PyPI; kubernetes-validate has
+    only Kubernetes' own kinds). A key the schema does not have is
+    dropped by the model, so the round trip must give the document back."""
+    from cloudcoil.models.prometheus_operator.v1 import PodMonitor
+    from pydantic import ValidationError
+    try:
+        model = PodMonitor.model_validate(doc)
+    except ValidationError as e:
+        return str(e)
+    back = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return None if back == doc else "not in the schema: %r" % back
+
+
+def load(name):
+    with open(os.path.join(K8S, name)) as f:
+        return yaml.safe_load(f)
+
+
+def test_podmonitor_matches_the_operators_schema():
+    doc = load("podmonitor.yaml")
+    assert doc["kind"] == "PodMonitor"
+    assert podmonitor_problem(doc) is None
+
+
+def test_a_wrong_podmonitor_fails():
+    doc = load("podmonitor.yaml")
+    typo = dict(doc, spec=dict(doc["spec"], podMetricEndpoints=[]))
+    assert "not in the schema" in podmonitor_problem(typo)
+    wrong = dict(doc, spec=dict(doc["spec"], podMetricsEndpoints="metrics"))
+    assert "validation error" in podmonitor_problem(wrong)
+
+
+def test_manifests_agree_with_the_unit_and_the_exporter():
+    from rsttrace.output.metrics import DEFAULT_PORT
+    ds = load("daemonset.yaml")["spec"]["template"]
+    container = ds["spec"]["containers"][0]
+    with open(UNIT) as f:
+        unit_caps = re.search(r"^CapabilityBoundingSet=(.*)$", f.read(),
+                              re.M).group(1).split()
+    assert ["CAP_" + c for c in container["securityContext"]["capabilities"]
+            ["add"]] == unit_caps
+    assert container["ports"][0]["containerPort"] == DEFAULT_PORT
+    assert ds["metadata"]["labels"] == load("service.yaml")["spec"][
+        "selector"] == load("podmonitor.yaml")["spec"]["selector"][
+        "matchLabels"]
