@@ -56,7 +56,7 @@ def effective_caps(status="/proc/self/status"):
     return set()
 
 
-def require_root(warn=None):
+def require_root():
     """Root, and the capabilities BPF tracing needs (a service may run as
     root with fewer: packaging/systemd/rsttrace-exporter.service)."""
     if os.geteuid() != 0:
@@ -68,7 +68,11 @@ def require_root(warn=None):
                             "(or CAP_SYS_ADMIN), which loading and "
                             "attaching its BPF programs needs",
                             "add them to the service's capabilities")
-    if warn is not None and CAP_SYSLOG not in caps:
+
+
+def warn_unnamed_stacks(warn):
+    """Say so when kernel stacks will come out unnamed."""
+    if os.geteuid() == 0 and CAP_SYSLOG not in effective_caps():
         warn("no CAP_SYSLOG: kernel stacks cannot be named (kernel "
              "addresses in /proc/kallsyms are hidden), and causes decided "
              "on the kernel path become unknown")
@@ -100,7 +104,8 @@ class Tracer:
 
     def plan(self):
         """Decide mode, hooks and flags; raise RsttraceError if impossible."""
-        require_root(self.warn)
+        require_root()
+        warn_unnamed_stacks(self.warn)
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()
