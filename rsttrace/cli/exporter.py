@@ -10,11 +10,26 @@ import click
 from rsttrace import __version__
 from rsttrace.cli.common import MODE_CHOICE, fail, positive
 from rsttrace.errors import RsttraceError, UsageError
-from rsttrace.output import metric_labels, metrics
+from rsttrace.output import metric_labels
+
+DEFAULT_PORT = 9867
+
+
+def parse_listen(text):
+    """(address, port) of --listen ADDR:PORT; ":PORT" is every address,
+    "[::1]:PORT" an IPv6 one. UsageError when it is not that."""
+    addr, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError("--listen %s is not ADDR:PORT" % text,
+                         "e.g. --listen 127.0.0.1:%d or --listen :%d"
+                         % (DEFAULT_PORT, DEFAULT_PORT))
+    if addr.startswith("[") and addr.endswith("]"):
+        addr = addr[1:-1]
+    return addr or "0.0.0.0", int(port)
 
 
 @click.command()
-@click.option("--listen", default="127.0.0.1:%d" % metrics.DEFAULT_PORT,
+@click.option("--listen", default="127.0.0.1:%d" % DEFAULT_PORT,
               show_default=True, metavar="ADDR:PORT",
               help="Serve /metrics here (:PORT for every address, [::1]:PORT "
                    "for IPv6, `none` for no server).")
@@ -59,6 +74,7 @@ def exporter(**opts):
     httpd = stats_fd = None
     try:
         labels, listen = _check(opts)
+        metrics = _metrics()
         from rsttrace.trace import filters
         from rsttrace.trace.tracer import Tracer
         tracer = Tracer(mode=opts["mode"], packets=opts["packets"],
@@ -83,13 +99,24 @@ def exporter(**opts):
             os.close(stats_fd)
 
 
+def _metrics():
+    """rsttrace.output.metrics, which needs prometheus_client."""
+    try:
+        from rsttrace.output import metrics
+    except ImportError as e:
+        raise RsttraceError("the exporter needs prometheus_client (%s)" % e,
+                            "install Debian's python3-prometheus-client "
+                            "(scripts/setup does)")
+    return metrics
+
+
 def _check(opts):
     """(opt-in labels, (addr, port) or None) from the options."""
     names = [n.strip() for item in opts["labels"] for n in item.split(",")
              if n.strip()]
     labels = metric_labels.check(names)
     listen = None if opts["listen"] == "none" else \
-        metrics.parse_listen(opts["listen"])
+        parse_listen(opts["listen"])
     directory = opts["textfile_dir"]
     if listen is None and not directory:
         raise UsageError("--listen none and no --textfile-dir: the metrics "
@@ -104,6 +131,7 @@ def _check(opts):
 def _collector(opts, labels, tracer):
     """(MetricsCollector, the registry the HTTP server serves)."""
     from prometheus_client import CollectorRegistry, ProcessCollector
+    metrics = _metrics()
     resets = metric_labels.ResetCounters(
         labels, max_values=opts["max_label_values"],
         forget_after=opts["forget_after"])

@@ -29,9 +29,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from rsttrace.errors import RsttraceError, UsageError
-
-DEFAULT_PORT = 9867
+from rsttrace.errors import RsttraceError
 
 # What the main thread read at its last harvest.
 Readings = collections.namedtuple("Readings", (
@@ -133,19 +131,6 @@ class MetricsCollector:
             "rsttrace_series_forgotten", "rsttrace_resets_total series "
             "dropped because their opt-in label value was idle.",
             value=self.counters.forgotten)
-
-
-def parse_listen(text):
-    """(address, port) of --listen ADDR:PORT; ":PORT" is every address,
-    "[::1]:PORT" an IPv6 one. UsageError when it is not that."""
-    addr, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError("--listen %s is not ADDR:PORT" % text,
-                         "e.g. --listen 127.0.0.1:%d or --listen :%d"
-                         % (DEFAULT_PORT, DEFAULT_PORT))
-    if addr.startswith("[") and addr.endswith("]"):
-        addr = addr[1:-1]
-    return addr or "0.0.0.0", int(port)
 
 
 class _Quiet(WSGIRequestHandler):

@@ -141,7 +141,7 @@ def test_a_wrong_podmonitor_fails():
 
 
 def test_manifests_agree_with_the_unit_and_the_exporter():
-    from rsttrace.output.metrics import DEFAULT_PORT
+    from rsttrace.cli.exporter import DEFAULT_PORT
     ds = load("daemonset.yaml")["spec"]["template"]
     container = ds["spec"]["containers"][0]
     with open(UNIT) as f:

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rsttrace.cli import exporter
 from rsttrace.errors import UsageError
 from rsttrace.kernel import bpf_stats
 from rsttrace.output import metric_labels, metrics
@@ -168,13 +169,13 @@ def test_before_the_first_harvest_a_scrape_has_no_kernel_counter():
     ("[::]:9867", ("::", 9867)),
 ])
 def test_listen_addresses(text, want):
-    assert metrics.parse_listen(text) == want
+    assert exporter.parse_listen(text) == want
 
 
 @pytest.mark.parametrize("text", ["9867", "host:", "a:b", ":0", ":65536"])
 def test_bad_listen_addresses(text):
     with pytest.raises(UsageError):
-        metrics.parse_listen(text)
+        exporter.parse_listen(text)
 
 
 FDINFO = """pos:\t0
