@@ -194,3 +194,45 @@ def test_a_taken_port_is_one_line():
                                  "127.0.0.1:%d (Address already in use)"
                                  % port), res.stderr
     assert res.stderr.count("\n") == 1
+
+
+def test_a_full_disk_keeps_the_last_textfile_and_the_exporter():
+    """The textfile's disk fills up while the exporter runs: the old file
+    stays whole, no temporary file is left, the failure is said once and
+    counted, metrics are still served; once there is room it is written
+    again."""
+    directory = tempfile.mkdtemp(prefix="rsttrace-fleet-full-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                    directory], check=True)
+    port = free_port()
+    exporter = None
+    try:
+        exporter = Exporter("--listen", "127.0.0.1:%d" % port,
+                            "--interval", "1", "--netns", "1",
+                            "--textfile-dir", directory)
+        path = os.path.join(directory, "rsttrace.prom")
+        filler = os.path.join(directory, "filler")
+        subprocess.run(["dd", "if=/dev/zero", "of=" + filler, "bs=4k"],
+                       capture_output=True)         # until ENOSPC
+        url = "http://127.0.0.1:%d/metrics" % port
+        wait_for("the failure counted", lambda: 'rsttrace_errors_total{'
+                 'source="textfile"}' in get(url), 30)
+        with open(path) as f:
+            old = f.read()
+        assert old.endswith("\n") and "rsttrace_resets_total" in old
+        assert sorted(os.listdir(directory)) == ["filler", "rsttrace.prom"]
+        os.unlink(filler)
+        wait_for("written again", lambda: (lambda t: t != old and t)(
+            open(path).read()), 30)
+        rc, err = exporter.stop()
+        exporter = None
+        assert rc == 0, err
+        said = [line for line in err.splitlines() if "textfile:" in line]
+        assert len(said) == 2, err
+        assert "No space left on device" in said[0]
+        assert said[1] == "rsttrace: textfile: working again"
+    finally:
+        if exporter is not None:
+            exporter.stop()
+        subprocess.run(["umount", directory])
+        os.rmdir(directory)
