@@ -73,6 +73,17 @@ class Exporter:
         return self.t.stop()
 
 
+def settled(exp, sent, timeout=20):
+    """(counted, lost) once a harvest has taken in all `sent` RSTs (on a
+    loaded machine the 1 s harvest may come late), or when it gives up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        total, lost, _ = counted(exp.scrape())
+        if total + lost >= sent or time.monotonic() > deadline:
+            return total, lost
+        time.sleep(0.5)
+
+
 def storm(pair, label, hargs, seconds):
     exp = Exporter(pair)
     try:
@@ -80,9 +91,9 @@ def storm(pair, label, hargs, seconds):
         t0 = time.monotonic()
         hping(pair, hargs, seconds, procs=2 if label.startswith("2x") else 1)
         elapsed = time.monotonic() - t0
-        time.sleep(2.2)                     # two harvests
+        time.sleep(0.3)
         sent = out_rsts(pair, "b") - before
-        total, lost, _ = counted(exp.scrape())
+        total, lost = settled(exp, sent)
         cpu = exp.cpu() - cpu0
         rss = rss_mib(exp.t.proc.pid)
     finally:
@@ -99,6 +110,7 @@ def ports(pair, seconds, max_values=100):
                    str(max_values))
     try:
         rss0 = rss_mib(exp.t.proc.pid)
+        before = out_rsts(pair, "b")
         gen = subprocess.Popen(bench.ns(pair, "a", "hping3", "-S", "-q",
                                         "-p", "++1", "-i", "u50",
                                         pair.ipv4["b"]),
@@ -107,7 +119,8 @@ def ports(pair, seconds, max_values=100):
         time.sleep(seconds)
         gen.kill()
         gen.wait()
-        time.sleep(2.2)
+        time.sleep(0.3)
+        settled(exp, out_rsts(pair, "b") - before)
         total, lost, series = counted(exp.scrape())
         text = exp.scrape()
         values = {line.split('local_port="')[1].split('"')[0]
