@@ -39,10 +39,18 @@ def image():
                          capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr
     base = res.stdout.strip().splitlines()[-1]
+    old = subprocess.run(["podman", "image", "inspect", "--format",
+                          "{{.Id}}", IMAGE], env=ENV, capture_output=True,
+                         text=True).stdout.strip()
     podman("build", "--runtime", "runc", "--network", "host", "-q",
            "--build-arg", "BASE=" + base, "-f",
            os.path.join(ROOT, "packaging", "container", "Containerfile"),
            "-t", IMAGE, ROOT, timeout=1800)
+    if old and old not in podman("image", "inspect", "--format", "{{.Id}}",
+                                 IMAGE):
+        # the previous build, untagged now: its own layer goes (the
+        # Debian packages' layer is shared and stays cached)
+        subprocess.run(["podman", "rmi", old], env=ENV, capture_output=True)
     return IMAGE
 
 
