@@ -1,8 +1,11 @@
 """The capabilities packaging/systemd/rsttrace-exporter.service keeps are
-what rsttrace needs, measured: with exactly its CapabilityBoundingSet (as
+what rsttrace needs, measured on this host (tracepoint mode,
+perf_event_paranoid 2): with CAP_BPF, CAP_PERFMON and CAP_SYSLOG only (as
 uid 0, the way systemd runs it) a traced RST comes with its kernel stack
 named; without any one of them it does not (no program, or unnamed
-frames)."""
+frames). The unit's fourth, CAP_SYS_ADMIN, is for kprobes on kernels with
+perf_event_paranoid 3 (Debian's): tests/vm/test_exporter_systemd.py runs
+the unit there."""
 
 import os
 import re
@@ -70,12 +73,15 @@ def trace_one_rst(caps):
     return proc.returncode, events, "".join(err)
 
 
+THREE = ["bpf", "perfmon", "syslog"]
+
+
 def test_the_units_capabilities_are_listed():
-    assert unit_caps() == ["bpf", "perfmon", "syslog"]
+    assert unit_caps() == THREE + ["sys_admin"]
 
 
-def test_the_units_capabilities_suffice():
-    rc, events, err = trace_one_rst(unit_caps())
+def test_three_capabilities_suffice_here():
+    rc, events, err = trace_one_rst(THREE)
     assert rc == 0, err
     assert len(events) == 1 and events[0]["cause"] == "no-listener"
     assert "tcp_v4_send_reset" in events[0]["stack"], events[0]["stack"]
@@ -84,7 +90,7 @@ def test_the_units_capabilities_suffice():
 
 @pytest.mark.parametrize("missing", ["bpf", "perfmon"])
 def test_without_bpf_or_perfmon_nothing_loads(missing):
-    rc, events, err = trace_one_rst([c for c in unit_caps() if c != missing])
+    rc, events, err = trace_one_rst([c for c in THREE if c != missing])
     assert rc == 1 and not events
     assert err.startswith("rsttrace: error: rsttrace runs without CAP_BPF "
                           "and CAP_PERFMON"), err
@@ -92,7 +98,7 @@ def test_without_bpf_or_perfmon_nothing_loads(missing):
 
 
 def test_without_syslog_the_stack_is_unnamed():
-    rc, events, err = trace_one_rst([c for c in unit_caps() if c != "syslog"])
+    rc, events, err = trace_one_rst([c for c in THREE if c != "syslog"])
     assert rc == 0, err
     assert len(events) == 1
     assert "tcp_v4_send_reset" not in events[0]["stack"]

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.vm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-CHECKS = ("started and serving", "effective capabilities [34, 38, 39]",
+CHECKS = ("started and serving",
+          "effective capabilities [21, 34, 38, 39]",
           "no-listener counted 5 times", "mode ['kprobe']",
           "the journal has its start line",
           "restarted by systemd after SIGKILL",
