@@ -547,14 +547,18 @@ def main():
 def exporter_main(a):
     from bench_exporter import bench_exporter
     started = time.monotonic()
+    load = os.getloadavg()[0]
     body = bench_exporter(1 if a.quick else 3, 1 if a.quick else 4,
                           [RATES[0], RATES[-1]] if a.quick else RATES)
     text = "# rsttrace exporter benchmarks\n\n%s%s, on %s.\n`scripts/bench" \
-        " --exporter%s` took %.0f s.\n\n%s\n" % (
+        " --exporter%s` took %.0f s; load average %.1f at the start, %.1f " \
+        "at the end (other work on the same cores slows the storms).\n\n" \
+        "%s\n" % (
             "QUICK SMOKE RUN (not results): " if a.quick else "",
             datetime.datetime.now(datetime.timezone.utc).strftime(
                 "%Y-%m-%d %H:%M UTC"), machine(),
-            " --quick" if a.quick else "", time.monotonic() - started, body)
+            " --quick" if a.quick else "", time.monotonic() - started, load,
+            os.getloadavg()[0], body)
     path = a.output or (os.path.join(HERE, "bench", "EXPORTER.md")
                         if not a.quick else tempfile.mktemp(
                             prefix="rsttrace-bench-exporter-", suffix=".md"))
