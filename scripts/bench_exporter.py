@@ -153,7 +153,8 @@ def scrape_cost(counts, rounds):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         port = free_port()
-        httpd = metrics.serve("127.0.0.1", port, registry)
+        server = metrics.MetricsServer("127.0.0.1", port, registry)
+        server.start()
         try:
             times = []
             for _ in range(rounds):
@@ -161,8 +162,7 @@ def scrape_cost(counts, rounds):
                 text = scrape_text(port)
                 times.append((time.perf_counter() - t0) * 1000)
         finally:
-            httpd.shutdown()
-            httpd.server_close()
+            server.close()
         rows.append([n, "%.0f" % (len(text) / 1024),
                      "%.1f (%.1f..%.1f)" % (statistics.median(times),
                                             min(times), max(times))])

@@ -71,7 +71,7 @@ def parse_listen(text):
 def exporter(**opts):
     """Count TCP RSTs by cause in the kernel and export them as Prometheus
     metrics, until stopped."""
-    httpd = stats_fd = None
+    server = stats_fd = None
     try:
         labels, listen = _check(opts)
         metrics = _metrics()
@@ -84,17 +84,16 @@ def exporter(**opts):
                         agg_cflags=metric_labels.cflags(labels)).plan()
         collector, registry = _collector(opts, labels, tracer)
         if listen is not None:
-            httpd = metrics.serve(listen[0], listen[1], registry)
+            server = metrics.MetricsServer(listen[0], listen[1], registry)
         if opts["bpf_stats"]:
             from rsttrace.kernel import bpf_stats
             stats_fd = bpf_stats.enable()
-        _run(tracer, collector, opts, listen)
+        _run(tracer, collector, opts, listen, server)
     except RsttraceError as e:
         fail(e)
     finally:
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+        if server is not None:
+            server.close()
         if stats_fd is not None:
             os.close(stats_fd)
 
@@ -144,7 +143,7 @@ def _collector(opts, labels, tracer):
     return collector, registry
 
 
-def _run(tracer, collector, opts, listen):
+def _run(tracer, collector, opts, listen, server):
     from rsttrace.output.textfile import Textfile
     from rsttrace.trace.harvest import Harvester
     from rsttrace.trace.kernel_summary import KernelSummary
@@ -167,6 +166,8 @@ def _run(tracer, collector, opts, listen):
     session.on_tick = tick
     session.before_close = harvester.harvest    # the final counts
     harvester.harvest()
+    if server is not None:
+        server.start()
     where = ["http://%s:%d/metrics" % listen] if listen else []
     if textfile is not None:
         where.append(textfile.path)

@@ -138,21 +138,33 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-def serve(addr, port, registry):
-    """Serve `registry` on http://addr:port/metrics from a daemon thread
-    (prometheus_client's WSGI app; its start_http_server would not say
-    which server to shut down). Returns the server; RsttraceError when the
-    address cannot be bound."""
-    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    server_class = type("MetricsServer", (ThreadingWSGIServer,),
-                        {"address_family": family})
-    try:
-        httpd = make_server(addr, port, make_wsgi_app(registry),
-                            server_class, handler_class=_Quiet)
-    except OSError as e:
-        raise RsttraceError("cannot listen on %s:%d (%s)"
-                            % (addr, port, e.strerror or e),
-                            "choose another --listen address or port")
-    threading.Thread(target=httpd.serve_forever, name="metrics",
-                     daemon=True).start()
-    return httpd
+class MetricsServer:
+    """http://addr:port/metrics for `registry` (prometheus_client's WSGI
+    app; its start_http_server would say neither when nor which server to
+    stop). The address is bound at once, so a taken one fails before bcc's
+    compile; requests are answered only from start(), once the tracer
+    counts (until then they wait in the listen queue): a scrape that gets
+    an answer sees probes attached."""
+
+    def __init__(self, addr, port, registry):
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        server_class = type("Server", (ThreadingWSGIServer,),
+                            {"address_family": family})
+        try:
+            self.httpd = make_server(addr, port, make_wsgi_app(registry),
+                                     server_class, handler_class=_Quiet)
+        except OSError as e:
+            raise RsttraceError("cannot listen on %s:%d (%s)"
+                                % (addr, port, e.strerror or e),
+                                "choose another --listen address or port")
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       name="metrics", daemon=True)
+        self.thread.start()
+
+    def close(self):
+        if self.thread is not None:     # shutdown() waits for serve_forever
+            self.httpd.shutdown()
+        self.httpd.server_close()
