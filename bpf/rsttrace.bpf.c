@@ -11,7 +11,8 @@
  *                                             checked against the kernel's BTF
  *   OFF_*                                     struct offsets from BTF
  *   SOCK_LINGER_BIT, USE_RINGBUF, FILTER_*,
- *   SUMMARY_ONLY, OWNERS                      see below
+ *   SUMMARY_ONLY (AGG_NETNS, AGG_LOCAL_PORT    see below
+ *   with EPHEMERAL_LO/HI), OWNERS
  * so nothing here depends on the layout of the header tree bcc compiles with.
  */
 #include <uapi/linux/ptrace.h>
@@ -61,7 +62,16 @@ BPF_PERF_OUTPUT(events);
 BPF_TABLE("lru_hash", u64, struct stack_ips, stacks, STACK_ENTRIES);
 BPF_PERCPU_ARRAY(stack_scratch, struct stack_ips, 1);
 #ifdef SUMMARY_ONLY
-BPF_HASH(agg, struct agg_key, u64, AGG_ENTRIES);
+/* Summary mode counts into one of two maps, the one agg_live[0] holds.
+ * User space swaps them (Tracer.take_counts) and then reads and empties the
+ * one it took out: a map-in-map update returns only after the programs
+ * running at that moment are done (maybe_wait_bpf_programs() calls
+ * synchronize_rcu(), kernel/bpf/syscall.c, 5.0 and later), so no count
+ * lands in a map being read, and a map holds the keys of one interval
+ * only, however long the run. */
+BPF_HASH(agg_a, struct agg_key, u64, AGG_ENTRIES);
+BPF_HASH(agg_b, struct agg_key, u64, AGG_ENTRIES);
+BPF_ARRAY_OF_MAPS(agg_live, "agg_a", 1);
 #endif
 /* [COUNT_MATCHED] events that passed the filters,
  * [COUNT_LOST] of those, events the ring buffer had no room for. */
@@ -437,6 +447,31 @@ static __always_inline u8 facts_of(const struct rst_event *ev)
 	return f;
 }
 
+#ifdef SUMMARY_ONLY
+/* One more RST under `key` in the live map. Two CPUs may both miss a new
+ * key: the second insert fails with EEXIST and adds to the first's. */
+static __always_inline void agg_add(struct agg_key *key)
+{
+	int zero = 0;
+	u64 one = 1, *n;
+	void *live = agg_live.lookup(&zero);
+
+	if (!live) {                 /* not set up yet (Tracer.start) */
+		count(COUNT_LOST);
+		return;
+	}
+	n = bpf_map_lookup_elem(live, key);
+	if (!n && bpf_map_update_elem(live, key, &one, BPF_NOEXIST) == 0)
+		return;
+	if (!n)
+		n = bpf_map_lookup_elem(live, key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		count(COUNT_LOST);   /* map full: counted, not silent */
+}
+#endif
+
 #ifdef OWNERS
 /* The socket's owner as recorded (EV_OWNER) and the inode of its file
  * (user space finds the holders of a socket not recorded by that inode in
@@ -611,7 +646,6 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 	 * on, so a storm costs a map update per RST and no user-space work. */
 	{
 		struct agg_key key = {};
-		u64 one = 1, *n;
 
 		key.kind = ev.kind;
 		key.hook = ev.hook;
@@ -621,11 +655,18 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		key.stack_key = ev.stack_key;
 		key.seg_flags = (ev.flags & EV_PACKET) ? ev.seg_flags : 0;
 		key.facts = ev.facts;
-		n = agg.lookup(&key);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else if (agg.update(&key, &one))
-			count(COUNT_LOST);   /* map full: counted, not silent */
+#ifdef AGG_NETNS
+		key.netns = ev.netns;
+#endif
+#ifdef AGG_LOCAL_PORT
+		/* this host's end: the source of an RST sent, the destination
+		 * of one received; ephemeral ports folded to 0 (unbounded) */
+		key.local_port = kind == KIND_RECEIVED ? ev.dport : ev.sport;
+		if (key.local_port >= EPHEMERAL_LO &&
+		    key.local_port <= EPHEMERAL_HI)
+			key.local_port = 0;
+#endif
+		agg_add(&key);
 	}
 	return 0;
 #endif

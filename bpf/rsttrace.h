@@ -71,7 +71,9 @@
 #define FACT_LINGER2_NEG 0x40 /* TCP_LINGER2 < 0 */
 #define FACT_TCP_SOCK 0x80    /* full TCP socket: LINGER2_NEG known */
 
-/* Summary mode's key: the facts and a family, no addresses. */
+/* Summary mode's key: the facts and a family, no addresses. The exporter
+ * may ask for two more labels (rsttrace/output/metric_labels.py); both are
+ * 0 unless compiled in (AGG_NETNS, AGG_LOCAL_PORT). */
 struct agg_key {
 	u64 stack_key;
 	s32 reason;
@@ -81,7 +83,9 @@ struct agg_key {
 	u8 family;
 	u8 seg_flags;
 	u8 facts;         /* FACT_* */
-	u8 pad[6];
+	u16 local_port;   /* AGG_LOCAL_PORT: this host's port, 0: in the
+			   * ephemeral range (EPHEMERAL_LO..HI) or none */
+	u32 netns;        /* AGG_NETNS: network namespace inode */
 };
 
 /* Frames kept per kernel stack (innermost first; the rest are zero). */

@@ -135,4 +135,5 @@ def unpack(data, size):
 # from the program; these are its members, for the test and for readers).
 AGG_KEY_FIELDS = (("stack_key", "Q"), ("reason", "i"), ("kind", "B"),
                   ("hook", "B"), ("state", "B"), ("family", "B"),
-                  ("seg_flags", "B"), ("facts", "B"), ("pad", "6s"))
+                  ("seg_flags", "B"), ("facts", "B"), ("local_port", "H"),
+                  ("netns", "I"))

@@ -701,11 +701,16 @@ def main():
     ap.add_argument("--filters", action="store_true",
                     help="only the filter-cost section, into "
                     "bench/FILTERS.md (or -o)")
+    ap.add_argument("--exporter", action="store_true",
+                    help="only the exporter's cost (scripts/bench_exporter.py"
+                    "), into bench/EXPORTER.md")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: error: needs root (BPF, namespaces): run with sudo")
     if a.filters:
         return filters_only(a)
+    if a.exporter:
+        return exporter_main(a)
     rounds = 1 if a.quick else 7
     secs = 1 if a.quick else 2
     rates = [RATES[0], RATES[-1]] if a.quick else RATES
@@ -799,6 +804,31 @@ def filters_only(a):
     out.open().write(text)
     out.commit()
     print(text)
+
+
+def exporter_main(a):
+    from bench_exporter import bench_exporter
+    started = time.monotonic()
+    load = os.getloadavg()[0]
+    body = bench_exporter(1 if a.quick else 3, 1 if a.quick else 4,
+                          [RATES[0], RATES[-1]] if a.quick else RATES)
+    text = "# rsttrace exporter benchmarks\n\n%s%s, on %s.\n`scripts/bench" \
+        " --exporter%s` took %.0f s; load average %.1f at the start, %.1f " \
+        "at the end (other work on the same cores slows the storms).\n\n" \
+        "%s\n" % (
+            "QUICK SMOKE RUN (not results): " if a.quick else "",
+            datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M UTC"), machine(),
+            " --quick" if a.quick else "", time.monotonic() - started, load,
+            os.getloadavg()[0], body)
+    path = a.output or (os.path.join(HERE, "bench", "EXPORTER.md")
+                        if not a.quick else tempfile.mktemp(
+                            prefix="rsttrace-bench-exporter-", suffix=".md"))
+    out = OutputFile(path)
+    out.open().write(text)
+    out.commit()
+    print(text)
+    log("wrote %s" % path)
 
 
 if __name__ == "__main__":

@@ -133,21 +133,7 @@ def _outputs(opts):
 def _discard(outs):
     for out in outs:
         if out:
-            _discard_one(out)
-
-
-def _discard_one(out):
-    """Drop the output of a failed run. On a full disk close() fails too,
-    on its flush, but closes the file all the same (io's close() always
-    does); discard() stopped there, so it is asked again, and this time
-    it removes the temporary file. The first error is the one reported."""
-    try:
-        out.discard()
-    except OSError:
-        try:
-            out.discard()
-        except OSError:
-            pass
+            out.discard_quietly()
 
 
 def _plan(opts):

@@ -67,6 +67,18 @@ class OutputFile:
         """The run failed: a regular file is left as it was."""
         self._close(lambda tmp: os.unlink(tmp, dir_fd=self.target.dir_fd))
 
+    def discard_quietly(self):
+        """discard() after a failure, which is the one reported. On a full
+        disk close() fails too, on its flush, but closes the file all the
+        same (io's close() always does); discard() stopped there, so it is
+        asked again, and this time it removes the temporary file."""
+        for _ in range(2):
+            try:
+                self.discard()
+                return
+            except OSError:
+                pass
+
     def _close(self, finish_tmp):
         if self.stream is None or self.stream in (
                 sys.stdout, getattr(sys.stdout, "buffer", None)):

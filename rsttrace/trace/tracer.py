@@ -45,19 +45,53 @@ def import_bcc():
     return bcc
 
 
+# Capability numbers (include/uapi/linux/capability.h).
+CAP_SYS_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 21, 34, 38, 39
+
+
+def effective_caps(status="/proc/self/status"):
+    """The set of this process's effective capability numbers."""
+    with open(status) as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                mask = int(line.split()[1], 16)
+                return {n for n in range(64) if mask >> n & 1}
+    return set()
+
+
 def require_root():
+    """Root, and the capabilities BPF tracing needs (a service may run as
+    root with fewer: packaging/systemd/rsttrace-exporter.service)."""
     if os.geteuid() != 0:
         raise RsttraceError("rsttrace needs root to load BPF programs",
                             "run it with sudo")
+    caps = effective_caps()
+    if CAP_SYS_ADMIN not in caps and not {CAP_BPF, CAP_PERFMON} <= caps:
+        raise RsttraceError("rsttrace runs without CAP_BPF and CAP_PERFMON "
+                            "(or CAP_SYS_ADMIN), which loading and "
+                            "attaching its BPF programs needs",
+                            "add them to the service's capabilities")
+
+
+def warn_unnamed_stacks(warn):
+    """Say so when kernel stacks will come out unnamed."""
+    if os.geteuid() == 0 and CAP_SYSLOG not in effective_caps():
+        warn("no CAP_SYSLOG: kernel stacks cannot be named (kernel "
+             "addresses in /proc/kallsyms are hidden), and causes decided "
+             "on the kernel path become unknown")
 
 
 class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None, summary_only=False, owners=True):
+                 buffer_pages=None, summary_only=False, agg_cflags=(),
+                 owners=True):
         self.requested_mode = mode
         self.summary_only = summary_only
+        # summary mode: more agg_key fields (metric_labels.cflags)
+        self.agg_cflags = list(agg_cflags)
+        self._agg_live = None        # summary mode: the map counted into
         # record socket owners in the kernel (not needed for counting)
         self.owners = owners and not summary_only
         self.buffer_pages = buffer_pages
@@ -77,6 +111,7 @@ class Tracer:
     def plan(self):
         """Decide mode, hooks and flags; raise RsttraceError if impossible."""
         require_root()
+        warn_unnamed_stacks(self.warn)
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()
@@ -119,6 +154,7 @@ class Tracer:
                       % (self.buffer_pages or RINGBUF_PAGES)]
         if self.summary_only:
             flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
+            flags += self.agg_cflags
         if self.owners:
             flags += ["-DOWNERS", "-DOWNER_ENTRIES=%d" % OWNER_ENTRIES]
         flags += offsets.cflags(self.kbtf)
@@ -148,6 +184,8 @@ class Tracer:
                                 "run `rsttrace doctor` to see what this "
                                 "kernel lacks")
         try:
+            if self.summary_only:
+                self._count_into(b"agg_a")
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
@@ -206,6 +244,24 @@ class Tracer:
             events.open_perf_buffer(callback,
                                     page_cnt=self.buffer_pages or PERF_PAGES,
                                     lost_cb=lost)
+
+    def _count_into(self, name):
+        """Make the programs count into map `name` (agg_a or agg_b); returns
+        once no program still counts into the other one (a map-in-map update
+        waits for running programs, see agg_live in bpf/rsttrace.bpf.c)."""
+        live = self.bpf[b"agg_live"]
+        live[ctypes.c_int(0)] = ctypes.c_int(self.bpf[name].get_fd())
+        self._agg_live = name
+
+    def take_counts(self):
+        """Summary mode: [(agg_key, count)] counted since the last call;
+        the kernel forgets them (its maps hold one interval's keys)."""
+        taken = self._agg_live
+        self._count_into(b"agg_b" if taken == b"agg_a" else b"agg_a")
+        table = self.bpf[taken]
+        out = [(key, value.value) for key, value in table.items()]
+        table.clear()
+        return out
 
     def watch_netns(self, inode, on=True):
         """Add (or remove) a namespace to the kernel-side netns filter of
