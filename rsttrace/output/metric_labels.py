@@ -13,8 +13,10 @@ Opt-in (`rsttrace exporter --label NAME`), bounded by --max-label-values:
     local_port  this host's port of the connection, when it is outside the
                 ephemeral range (net.ipv4.ip_local_port_range): the service
                 port; a port in that range is "ephemeral"
-    container, pod  named from the netns by the container resolver of
-                issue 12: plug it into NETNS_DERIVED.
+    container   the container whose processes live in the event's netns
+                (rsttrace.context.containers: its name, else its id)
+    pod         the pod of that netns: "NAMESPACE/NAME" for Kubernetes,
+                "NAME" for a podman pod
 Never: pid, comm, peer address, ephemeral port. Each of them takes a new
 value with (nearly) every connection, so each would make a series per RST.
 Ask `rsttrace trace --json` for those.
@@ -39,10 +41,9 @@ EPHEMERAL = "ephemeral"
 FAMILIES = {4: "ipv4", 6: "ipv6"}
 RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 
-# Labels named from the netns inode by another part of rsttrace (the
-# container resolver of issue 12): name -> function(inode) -> str or None.
-# None here means "not in this build"; the label is then refused.
-NETNS_DERIVED = {"container": None, "pod": None}
+# Labels named from the netns inode by the container index
+# (rsttrace.context.containers.ContainerIndex).
+NETNS_DERIVED = ("container", "pod")
 
 
 def ephemeral_range(path=RANGE_FILE):
@@ -52,38 +53,42 @@ def ephemeral_range(path=RANGE_FILE):
     return lo, hi
 
 
-def _netns(record):
+def _netns(record, _containers):
     return str(record["netns"]) if record.get("netns") else NONE
 
 
-def _local_port(record):
+def _local_port(record, _containers):
     if not record.get("family"):
         return NONE
     return str(record["local_port"]) if record.get("local_port") \
         else EPHEMERAL
 
 
-def _derived(name):
-    def value(record):
-        resolve = NETNS_DERIVED[name]
-        found = resolve(record["netns"]) if record.get("netns") else None
-        return found or NONE
-    return value
+def _container(record, containers):
+    ctr = containers.of_netns(record.get("netns"))[0]
+    return (ctr.name or ctr.id) if ctr is not None else NONE
 
 
-# name -> (how its value is read from a kernel_summary.key_record, what the
-# BPF program must add to its key for it)
+def _pod(record, containers):
+    pod = containers.of_netns(record.get("netns"))[1]
+    if pod is None:
+        return NONE
+    return "%s/%s" % pod if pod.namespace else pod.name
+
+
+# name -> (how its value is read from a kernel_summary.key_record and the
+# container index, what the BPF program must add to its key for it)
 OPT_IN = {
     "netns": (_netns, ("-DAGG_NETNS",)),
     "local_port": (_local_port, ("-DAGG_LOCAL_PORT",)),
-    "container": (_derived("container"), ("-DAGG_NETNS",)),
-    "pod": (_derived("pod"), ("-DAGG_NETNS",)),
+    "container": (_container, ("-DAGG_NETNS",)),
+    "pod": (_pod, ("-DAGG_NETNS",)),
 }
 
 
 def check(names):
     """The opt-in labels asked for, in a fixed order; UsageError for one
-    that does not exist or is not in this build."""
+    that does not exist."""
     for name in names:
         if name not in OPT_IN:
             raise UsageError(
@@ -91,10 +96,6 @@ def check(names):
                 "choose from %s (pid, addresses and ephemeral ports are "
                 "never labels: one series per connection)"
                 % ", ".join(OPT_IN))
-        if name in NETNS_DERIVED and NETNS_DERIVED[name] is None:
-            raise UsageError("the %s label needs the container resolver, "
-                             "which this build does not have" % name,
-                             "use --label netns")
     return tuple(n for n in OPT_IN if n in names)
 
 
@@ -120,11 +121,17 @@ def bounded_values(record):
 class ResetCounters:
     """rsttrace_resets_total's series: {label values: count}, fed with
     (record, count) pairs from KernelSummary.harvest(), read by the
-    metrics collector from another thread."""
+    metrics collector from another thread. `containers`: a ContainerIndex,
+    needed for the container and pod labels (one is made when not given)."""
 
     def __init__(self, opt_in=(), max_values=100, forget_after=3600.0,
-                 clock=time.monotonic):
+                 clock=time.monotonic, containers=None):
         self.opt_in = tuple(opt_in)
+        if containers is None and set(self.opt_in) & set(NETNS_DERIVED):
+            from rsttrace.context.containers import ContainerIndex
+            from rsttrace.context.procfs import Proc
+            containers = ContainerIndex(Proc())
+        self.containers = containers
         self.names = BOUNDED + self.opt_in
         self.max_values = max_values
         self.forget_after = forget_after
@@ -149,7 +156,8 @@ class ResetCounters:
     def add(self, record, count):
         now = self.clock()
         values = bounded_values(record) + tuple(
-            self._admit(n, OPT_IN[n][0](record), now) for n in self.opt_in)
+            self._admit(n, OPT_IN[n][0](record, self.containers), now)
+            for n in self.opt_in)
         with self.lock:
             self.series[values] = self.series.get(values, 0) + count
 

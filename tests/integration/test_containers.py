@@ -133,3 +133,21 @@ def test_inside_the_pod(lab):
         assert rec["pod"] == {"namespace": None, "name": names["pod"]}
         check_container(rec, names, podman, "podctr")
     assert one(recs, kind="received")["owner_comm"] == "nc"
+
+
+def test_exporter_labels_name_the_container_and_the_pod(lab):
+    """`rsttrace exporter --label container,pod` names a count's network
+    namespace through a container index of its own: the container's
+    namespace by the container's name, the pod's by the pod's name."""
+    from rsttrace.output.metric_labels import ResetCounters
+    pair, podman, session, records, selection, names = lab
+    recs = provoked(lab, lambda: podman.exec(
+        names["podctr"], "nc", "127.0.0.1", str(CLOSED)), CLOSED)
+    recs += provoked(lab, lambda: craft.send_segment(
+        pair, "a", "b", 40125, CLOSED, seq=1, ack=0, flags=craft.SYN), CLOSED)
+    assert len(recs) == 3
+    counters = ResetCounters(["container", "pod"])
+    for rec in recs:
+        counters.add(rec, 1)
+    assert {v[-2:] for v, n in counters.snapshot()} == {
+        (names["ctr"], "none"), (names["podctr"], names["pod"])}

@@ -95,18 +95,31 @@ def test_unbounded_labels_are_refused(name):
     assert "never" in str(e.value)
 
 
-def test_container_labels_wait_for_their_resolver(monkeypatch):
-    with pytest.raises(UsageError):
-        metric_labels.check(["pod"])
-    monkeypatch.setitem(metric_labels.NETNS_DERIVED, "pod",
-                        {7: "default/web"}.get)
-    assert metric_labels.check(["pod", "netns"]) == ("netns", "pod")
+class Containers:
+    """What ContainerIndex.of_netns answers, for namespaces 7 and 9."""
+
+    def of_netns(self, inode):
+        from rsttrace.context.containers import Pod
+        from rsttrace.context.runtimes import Container
+        web = Container("cri-o", "c0ffee", "web", "nginx", "default", "web-1",
+                        False)
+        anon = Container("docker", "deadbeef", None, "busybox", None, None,
+                         False)
+        return {7: (web, Pod("default", "web-1")),
+                9: (anon, None)}.get(inode, (None, None))
+
+
+def test_container_and_pod_labels_come_from_the_netns():
+    assert metric_labels.check(["pod", "netns", "container"]) == (
+        "netns", "container", "pod")
     assert metric_labels.cflags(("netns", "pod")) == ["-DAGG_NETNS"]
-    c = ResetCounters(["pod"])
+    c = ResetCounters(["container", "pod"], containers=Containers())
     c.add(record(netns=7), 2)
     c.add(record(netns=8), 1)
-    assert {v[-1]: n for v, n in c.snapshot()} == {"default/web": 2,
-                                                   "none": 1}
+    c.add(record(netns=9), 4)
+    assert {v[-2:]: n for v, n in c.snapshot()} == {
+        ("web", "default/web-1"): 2, ("none", "none"): 1,
+        ("deadbeef", "none"): 4}
 
 
 def test_cflags_of_local_port_carry_the_ephemeral_range():
