@@ -17,7 +17,7 @@ from rsttrace.trace.stacks import context_of, kernel_path, own_frames
 FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
           "daddr", "dport", "state", "reason", "netns", "pid", "comm",
           "context", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
-          "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
+          "snd_nxt", "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
           "cause", "explanation", "stack")
 
 # Caches, each bounded, and each kept because a storm repeats its values
@@ -120,7 +120,8 @@ class Decoder:
         frames, own, context = self.stack(ev.stack_key, hook)
         facts = Facts.of_bits(kind, hook, state, reason,
                               abi.tcp_flag_set(ev.seg_flags), ev.facts, own)
-        return self._record(ev, kind, hook, state, reason, frames,
+        # the kind as Facts has it (an abort is not an RST received)
+        return self._record(ev, facts.kind, hook, state, reason, frames,
                             context), facts
 
     def record(self, ev):
@@ -154,6 +155,7 @@ class Decoder:
             "rcv_unread": ev.rcv_unread if tcp_sock else None,
             "snd_unsent": ev.snd_unsent if tcp_sock else None,
             "snd_unacked": ev.snd_unacked if tcp_sock else None,
+            "snd_nxt": ev.snd_nxt if tcp_sock else None,
             "linger": self._seconds(ev.lingertime)
             if flags & abi.EV_LINGER else None,
             "linger2": (ev.linger2 if ev.linger2 < 0 else

@@ -81,6 +81,21 @@ def _data_after_close(pair):
     return traffic.recv_error(srv)
 
 
+@scenario("data-after-shutdown", "the peer writes after this side shut "
+          "down both directions (shutdown(SHUT_RDWR), no close): the kernel "
+          "aborts the socket itself, and no RST arrives", [],
+          # tcp_rcv_state_process, FIN_WAIT2 with RCV_SHUTDOWN: tcp_reset()
+          counters={"a": {"TcpExt:TCPAbortOnData": 1}})
+def _data_after_shutdown(pair):
+    cli, srv = traffic.connected(pair, 4)
+    cli.shutdown(socket.SHUT_RDWR)      # FIN, ACKed: FIN_WAIT2, not orphaned
+    time.sleep(0.1)
+    srv.send(b"late data")
+    traffic.settle(0.1)
+    # a's application is told the peer reset it, though none did
+    return "a: %s" % traffic.recv_error(cli)
+
+
 @scenario("linger2-negative", "TCP_LINGER2 < 0: close() in FIN_WAIT2 "
           "aborts instead of waiting", ["004"])
 def _linger2(pair):
