@@ -111,6 +111,13 @@ def rec(**kw):
     return base
 
 
+def synsent_reply(**kw):
+    """tcp:tcp_send_reset answering a SYN-ACK in SYN_SENT (snd_nxt 101)."""
+    return rec(hook="tcp:tcp_send_reset", state="SYN_SENT", seg_flags="SYN|ACK",
+               seg_len=0, snd_nxt=101, linger2=0,
+               stack=["tcp_v4_send_reset", "tcp_v4_do_rcv"], **kw)
+
+
 @pytest.mark.parametrize("record,cause", [
     # memory pressure: orphan aborted from the retransmit timer
     (rec(state="FIN_WAIT1", stack=["tcp_send_active_reset",
@@ -181,20 +188,11 @@ def rec(**kw):
      "time-wait-assassination"),
     # from SYN_SENT: a SYN-ACK whose ACK is snd_nxt failed its timestamp
     # (the kernel says so from 6.10 on), any other is an unacceptable ACK
-    (rec(hook="tcp:tcp_send_reset", state="SYN_SENT", seg_flags="SYN|ACK",
-         seg_len=0, seq=101, snd_nxt=101, linger2=0,
-         stack=["tcp_v4_send_reset", "tcp_v4_do_rcv"]), "paws-reject"),
-    (rec(hook="tcp:tcp_send_reset", state="SYN_SENT", seg_flags="SYN|ACK",
-         seg_len=0, seq=101, snd_nxt=101, linger2=0,
-         reason="TCP_RFC7323_PAWS",
-         stack=["tcp_v4_send_reset", "tcp_v4_do_rcv"]), "paws-reject"),
-    (rec(hook="tcp:tcp_send_reset", state="SYN_SENT", seg_flags="SYN|ACK",
-         seg_len=0, seq=5000, snd_nxt=101, linger2=0,
-         stack=["tcp_v4_send_reset", "tcp_v4_do_rcv"]), "invalid-ack"),
-    (rec(hook="tcp:tcp_send_reset", state="SYN_SENT", seg_flags="SYN|ACK",
-         seg_len=0, seq=101, snd_nxt=101, linger2=0,
-         reason="TCP_INVALID_ACK_SEQUENCE",
-         stack=["tcp_v4_send_reset", "tcp_v4_do_rcv"]), "invalid-ack"),
+    (synsent_reply(seq=101), "paws-reject"),
+    (synsent_reply(seq=101, reason="TCP_RFC7323_PAWS"), "paws-reject"),
+    (synsent_reply(seq=5000), "invalid-ack"),
+    (synsent_reply(seq=101, reason="TCP_INVALID_ACK_SEQUENCE"),
+     "invalid-ack"),
     # connect(AF_UNSPEC) on an open connection
     (rec(state="CLOSE", stack=["tcp_send_active_reset", "tcp_disconnect",
                                "inet_stream_connect", "__sys_connect"]),

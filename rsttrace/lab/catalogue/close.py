@@ -85,7 +85,17 @@ def _data_after_close(pair):
           "down both directions (shutdown(SHUT_RDWR), no close): the kernel "
           "aborts the socket itself, and no RST arrives", [],
           # tcp_rcv_state_process, FIN_WAIT2 with RCV_SHUTDOWN: tcp_reset()
-          counters={"a": {"TcpExt:TCPAbortOnData": 1}})
+          counters={"a": {"TcpExt:TCPAbortOnData": 1}},
+          kernel_note="data after the reading side was shut down (close(), "
+          "or shutdown(SHUT_RD) as here) meets RFC 1122's MUST reset: "
+          "tcp_rcv_state_process() counts TCPAbortOnData and calls "
+          "tcp_reset() on its own socket, then tcp_v4_do_rcv() answers the "
+          "data with an RST. So tcp:tcp_receive_reset (and a kprobe on "
+          "tcp_reset) fires before the RST is sent, and no RST ever "
+          "arrives; the application reads ECONNRESET all the same. rsttrace "
+          "reports it as kind abort (the segment has no RST; without the "
+          "segment, tcp_rcv_state_process called tcp_reset() itself rather "
+          "than through tcp_validate_incoming()), on every kernel.")
 def _data_after_shutdown(pair):
     cli, srv = traffic.connected(pair, 4)
     cli.shutdown(socket.SHUT_RDWR)      # FIN, ACKed: FIN_WAIT2, not orphaned
