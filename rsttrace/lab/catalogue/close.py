@@ -97,13 +97,8 @@ def _data_after_close(pair):
           "segment, tcp_rcv_state_process called tcp_reset() itself rather "
           "than through tcp_validate_incoming()), on every kernel.")
 def _data_after_shutdown(pair):
-    cli, srv = traffic.connected(pair, 4)
-    cli.shutdown(socket.SHUT_RDWR)      # FIN, ACKed: FIN_WAIT2, not orphaned
-    time.sleep(0.1)
-    srv.send(b"late data")
-    traffic.settle(0.1)
     # a's application is told the peer reset it, though none did
-    return "a: %s" % traffic.recv_error(cli)
+    return "a: %s" % traffic.data_after_shutdown(pair)
 
 
 @scenario("linger2-negative", "TCP_LINGER2 < 0: close() in FIN_WAIT2 "
