@@ -151,6 +151,15 @@ def _reply(f, fset):
         return "data-after-close", (
             "a segment arrived for a connection in TIME_WAIT that it cannot "
             "accept (late data after close, or a TIME_WAIT assassination)")
+    if state == "CLOSE" and f.linger2_neg:
+        # tcp_rcv_state_process() calls tcp_done() on an orphan in
+        # FIN_WAIT1 with TCP_LINGER2 < 0 as soon as its FIN is ACKed, and
+        # answers that ACK with an RST whose reason says TCP_ABORT_ON_DATA
+        # (every version; no receive hook fires, as tcp_done() is not
+        # tcp_reset())
+        return "fin-wait2-timeout", (
+            "TCP_LINGER2 < 0 asked the kernel to abort instead of waiting "
+            "in FIN_WAIT2: it did so when the peer acknowledged the FIN")
     if reason == "TCP_ABORT_ON_DATA" or (state in CLOSED_STATES
                                          and f.seg_data):
         return "data-after-close", None

@@ -83,7 +83,9 @@ CAUSES = {
         "TCP_LINGER2 / net.ipv4.tcp_fin_timeout",
         "tcp_send_active_reset from tcp_keepalive_timer in FIN_WAIT2, or "
         "from __tcp_close with TCP_LINGER2 < 0 (`linger2` -1, or reason "
-        "TCP_ABORT_ON_LINGER)"),
+        "TCP_ABORT_ON_LINGER); a reply RST from a socket in CLOSE with "
+        "`linger2` -1 (an orphan aborted when its FIN was ACKed; the "
+        "kernel's reason says TCP_ABORT_ON_DATA)"),
     "socket-killed": Cause(
         "the socket was destroyed from outside (ss -K, SOCK_DESTROY)",
         "find who killed it: an administrator or an agent using sock_diag",

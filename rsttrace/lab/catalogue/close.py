@@ -112,6 +112,18 @@ def _linger2(pair):
     return traffic.recv_error(srv)
 
 
+@scenario("linger2-negative-fin-wait1", "TCP_LINGER2 < 0 and close() "
+          "with the FIN not yet acknowledged: the kernel aborts when the "
+          "ACK comes", ["004"],
+          # tcp_rcv_state_process: tcp_done(), counted as TCPAbortOnData
+          counters={"a": {"TcpExt:TCPAbortOnData": 1}})
+def _linger2_fin_wait1(pair):
+    cli, srv = traffic.connected(pair, 4)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
+    cli.close()                         # FIN_WAIT1, orphaned
+    return traffic.recv_error(srv)
+
+
 @scenario("socket-killed", "an administrator kills the socket (ss -K)",
           [])
 def _killed(pair):
