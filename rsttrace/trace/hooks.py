@@ -164,6 +164,27 @@ class Placement:
         return flags
 
 
+def _positions(hook, types, version):
+    """({role: position}, "btf" or "version") of a hook from its prototype's
+    types (None: unknown, go by the version); (None, None) when a role is
+    missing that the hook may lack (hook.without)."""
+    if types is not None:
+        positions, source = positions_from_types(types), "btf"
+    else:
+        positions = {"sk": -1, "skb": -1, "reason": -1}
+        positions.update(hook.fallback(version))
+        source = "version"
+    if any(positions[r] < 0 for r in hook.roles):
+        if hook.without:
+            return None, None
+        if types is not None:
+            raise RsttraceError(
+                "%s has prototype (%s), rsttrace does not know it"
+                % (hook.name, ", ".join(types)),
+                "please report the kernel version (uname -r)")
+    return positions, source
+
+
 def place(hook, mode, kbtf=None, version=None):
     """Resolve `hook` for `mode` on the running kernel."""
     version = version or features.version()
@@ -198,23 +219,9 @@ def place(hook, mode, kbtf=None, version=None):
         if types is None and hook.fallback is None:
             return Placement(hook, skipped="its arguments are known only "
                              "from BTF, which does not describe it")
-    if types is not None:
-        positions = positions_from_types(types)
-        source = "btf"
-        missing = [r for r in hook.roles if positions[r] < 0]
-        if missing and hook.without:
-            return Placement(hook, skipped=hook.without)
-        if missing:
-            raise RsttraceError(
-                "%s has prototype (%s), rsttrace does not know it"
-                % (hook.name, ", ".join(types)),
-                "please report the kernel version (uname -r)")
-    else:
-        positions = {"sk": -1, "skb": -1, "reason": -1}
-        positions.update(hook.fallback(version))
-        source = "version"
-        if hook.without and any(positions[r] < 0 for r in hook.roles):
-            return Placement(hook, skipped=hook.without)
+    positions, source = _positions(hook, types, version)
+    if positions is None:
+        return Placement(hook, skipped=hook.without)
     if not hook.tracepoint and symbol != hook.target:
         # A clone (.constprop/.isra) may have dropped or replaced
         # arguments: trust only the socket, and only for .constprop,
