@@ -21,7 +21,7 @@ FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
           "snd_nxt", "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
           "cause", "explanation", "stack")
 # The keys rsttrace.context fills (who is behind the RST); optional in
-# schema 1, which they joined later (docs/record.schema.json).
+# the schema, as they joined version 1 late (docs/record.schema.json).
 WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
               "owner_source")
 
