@@ -357,6 +357,35 @@ static __always_inline int read_skb(struct rst_event *ev, const void *skb,
 	return 1;
 }
 
+#if defined(HOOK_TP_NET_DEV_QUEUE) || defined(HOOK_TP_KFREE_SKB)
+/* The TCP flags of a packet (0: not TCP), from its IP header at
+ * skb->network_header (no IPv6 extension headers). */
+static __always_inline u8 tcp_flags_of(const void *skb)
+{
+	unsigned char *head = NULL;
+	u16 nh_off = 0;
+	u8 b0 = 0, proto = 0, tflags = 0;
+	u32 l4 = 0;
+
+	READ(head, skb + OFF_SKB_HEAD);
+	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
+	if (!head || nh_off == 0xffff)
+		return 0;
+	READ(b0, head + nh_off);
+	if ((b0 >> 4) == 4) {
+		READ(proto, head + nh_off + 9);
+		l4 = (b0 & 0x0f) * 4;
+	} else if ((b0 >> 4) == 6) {
+		READ(proto, head + nh_off + 6);
+		l4 = 40;
+	}
+	if (proto != 6 /* IPPROTO_TCP */)
+		return 0;
+	READ(tflags, head + nh_off + l4 + 13);
+	return tflags;
+}
+#endif
+
 static __always_inline u32 skb_netns(const void *skb)
 {
 	void *dev = NULL, *net = NULL;
@@ -422,9 +451,9 @@ static __always_inline int pass_filters(struct rst_event *ev)
 /* The facts of an event that attribution needs beyond its hook, state,
  * reason, packet flags and stack (FACT_* in rsttrace.h): decided here
  * once, for the event stream and summary mode alike. */
-static __always_inline u8 facts_of(const struct rst_event *ev)
+static __always_inline u16 facts_of(const struct rst_event *ev)
 {
-	u8 f = 0;
+	u16 f = 0;
 
 	if (ev->flags & EV_PACKET) {
 		f |= FACT_PACKET;
@@ -444,6 +473,15 @@ static __always_inline u8 facts_of(const struct rst_event *ev)
 	}
 	if ((ev->flags & EV_LISTENER) && ev->backlog > ev->backlog_max)
 		f |= FACT_QUEUE_FULL;
+	/* A reply RST takes its seq from the ACK of the segment it answers.
+	 * From SYN_SENT, a SYN-ACK acknowledging exactly snd_nxt is acceptable,
+	 * so the kernel resets it only for its timestamp: the PAWS check of
+	 * tcp_rcv_synsent_state_process() (PAWSActive; reason TCP_RFC7323_PAWS
+	 * from 6.10 on, nothing before). */
+	if (ev->kind == KIND_SENT && (ev->flags & EV_TCP_SOCK) &&
+	    (ev->flags & EV_PACKET) && (ev->seg_flags & TCPF_ACK) &&
+	    ev->seq == ev->snd_nxt)
+		f |= FACT_ACK_NXT;
 	return f;
 }
 
@@ -806,11 +844,7 @@ int on_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *skb = (const void *)ctx->args[0];
 	void *owner = NULL;
-	unsigned char *head = NULL;
-	u16 nh_off = 0;
 	int iif = 0;
-	u8 b0 = 0, proto = 0, tflags = 0;
-	u32 l4 = 0;
 
 	READ(owner, skb + OFF_SKB_SK);
 	if (owner)
@@ -818,24 +852,75 @@ int on_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	READ(iif, skb + OFF_SKB_IIF);
 	if (iif)
 		return 0;
-	READ(head, skb + OFF_SKB_HEAD);
-	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
-	if (!head || nh_off == 0xffff)
-		return 0;
-	READ(b0, head + nh_off);
-	if ((b0 >> 4) == 4) {
-		READ(proto, head + nh_off + 9);
-		l4 = (b0 & 0x0f) * 4;
-	} else if ((b0 >> 4) == 6) {
-		READ(proto, head + nh_off + 6);   /* no extension headers */
-		l4 = 40;
-	}
-	if (proto != 6 /* IPPROTO_TCP */)
-		return 0;
-	READ(tflags, head + nh_off + l4 + 13);
-	if (!(tflags & TCPF_RST))
+	if (!(tcp_flags_of(skb) & TCPF_RST))
 		return 0;
 	return handle(ctx, KIND_SENT, HOOK_ID_TP_NET_DEV_QUEUE, NULL, skb, -1);
+}
+#endif
+
+#ifdef HOOK_INET_TWSK_DESCHEDULE_PUT
+/*
+ * void inet_twsk_deschedule_put(struct inet_timewait_sock *tw): a TIME_WAIT
+ * socket dropped before its time. Its one caller that does so because an
+ * RST arrived is tcp_timewait_state_process() (`kill:`; net/ipv4/
+ * tcp_minisocks.c, 5.10 to 7.x): an in-window RST in the FIN_WAIT2
+ * substate, or one with exactly the expected sequence number in TIME_WAIT
+ * proper unless net.ipv4.tcp_rfc1337=1 (then it is ignored and nothing is
+ * called). No tcp_reset(), so no other hook sees it. The other callers
+ * reuse the port for a new connection, follow the kernel's own RST
+ * (tcp_v4_rcv, TCP_TW_RST), kill it from outside (tcp_abort) or purge a
+ * namespace: only calls whose caller is tcp_timewait_state_process
+ * (INET_TWSK_DESCHEDULE_PUT_CALLER_START..END, its address range in
+ * kallsyms) are reported, as an RST received by the TIME_WAIT socket.
+ */
+ENTRY(inet_twsk_deschedule_put)
+{
+	u64 ips[6] = {};
+	long n = bpf_get_stack(ctx, ips, sizeof(ips), 0);
+	int hit = 0;
+
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		if (i * 8 < n && ips[i] >= INET_TWSK_DESCHEDULE_PUT_CALLER_START &&
+		    ips[i] < INET_TWSK_DESCHEDULE_PUT_CALLER_END)
+			hit = 1;
+	if (!hit)
+		return 0;
+	return handle(ctx, KIND_RECEIVED, HOOK_ID_INET_TWSK_DESCHEDULE_PUT,
+		      (void *)ARG(INET_TWSK_DESCHEDULE_PUT_SK), NULL, -1);
+}
+#endif
+
+#ifdef HOOK_TP_KFREE_SKB
+/*
+ * The same in tracepoint mode, where no tracepoint fires in
+ * tcp_timewait_state_process(): the RST is then dropped by tcp_v4_rcv()/
+ * tcp_v6_rcv() (sk_skb_reason_drop(sk, skb, ...)), which names the
+ * TIME_WAIT socket as rx_sk. TP_PROTO(struct sk_buff *skb, void *location,
+ * enum skb_drop_reason reason, struct sock *rx_sk) (rx_sk: 6.11+). A
+ * socket the RST killed has been unhashed by inet_twsk_kill()
+ * (skc_node.pprev NULL; timewait sockets are SLAB_TYPESAFE_BY_RCU, so the
+ * memory is still a timewait socket within this RCU section); one that
+ * survived (tcp_rfc1337, a sequence number not exactly expected) is still
+ * hashed. Opt-in (--packets): it runs for every packet dropped. Always a
+ * raw tracepoint.
+ */
+int on_tp_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
+{
+	const void *skb = (const void *)ctx->args[0];
+	const void *sk = (const void *)ctx->args[TP_KFREE_SKB_SK];
+	void *pprev = (void *)1;
+	u8 state = 0;
+
+	if (!sk)
+		return 0;
+	READ(state, sk + OFF_SKC_STATE);
+	if (state != TCPS_TIME_WAIT || !(tcp_flags_of(skb) & TCPF_RST))
+		return 0;
+	READ(pprev, sk + OFF_SKC_NODE_PPREV);
+	if (pprev)
+		return 0;
+	return handle(ctx, KIND_RECEIVED, HOOK_ID_TP_KFREE_SKB, sk, skb, -1);
 }
 #endif
 

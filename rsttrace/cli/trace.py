@@ -64,8 +64,10 @@ from rsttrace.trace import filters
                    "path.")
 @click.option("--packets", is_flag=True,
               help="Also watch every packet leaving a device for RSTs the TCP "
-                   "stack did not send (netfilter REJECT). Costs a probe per "
-                   "packet.")
+                   "stack did not send (netfilter REJECT), and in tracepoint "
+                   "mode every packet dropped, for RSTs that kill TIME_WAIT "
+                   "sockets (6.11+). Costs a probe per packet sent and per "
+                   "packet dropped.")
 @click.option("--buffer-pages", type=click.IntRange(min=1), metavar="N",
               help="Event buffer size in 4 KiB pages, a power of two "
                    "(default 1024 for the ring buffer, 256 per CPU for the "

@@ -7,6 +7,8 @@ Each packet is the event's IP + TCP header as the kernel put it on the wire
     decided on, the explanation, the key frames of the kernel stack;
   - its direction in epb_flags: outbound for an RST or challenge ACK sent,
     inbound for an RST received;
+  - no packet for an `abort` event: the kernel aborted its own socket, and
+    nothing crossed the wire for it (its RST, if any, is its own event);
   - one interface per network namespace, named after it (the `ip netns`
     name when the record has `netns_name`, else netns:<inode>);
   - its wall-clock time in nanoseconds: the record's own `time` (the
@@ -49,6 +51,8 @@ INBOUND, OUTBOUND = 1, 2     # epb_flags bits 0-1
 STACK_FRAMES = 6             # frames of the stack in a packet's comment
 # Keys of the record that go into the first comment, when present (the
 # owner keys come with issue 12's owner attribution).
+# The event kinds that stand for a segment on the wire.
+PACKET_KINDS = ("sent", "received", "challenge_ack")
 COMMENT_KEYS = ("cause", "kind", "hook", "state", "reason", "seg_flags",
                 "context", "pid", "comm", "netns", "netns_name", "owner_pid",
                 "owner_comm", "owner_source", "container", "pod")
@@ -223,7 +227,7 @@ class PcapngWriter:
         if stack is not None and not (isinstance(stack, list) and all(
                 isinstance(f, str) for f in stack)):
             raise NotAPacket("stack is not a list of frame names")
-        if record.get("kind") not in ("sent", "received", "challenge_ack"):
+        if record.get("kind") not in PACKET_KINDS:
             raise NotAPacket("kind %r is not an event's" % (
                 record.get("kind"),))
         data = header(record)
@@ -236,6 +240,8 @@ class PcapngWriter:
                 _U32.pack(body_len))
 
     def event(self, record):
+        if record.get("kind") == "abort":
+            return                   # nothing on the wire (see above)
         try:
             block = self.packet(record)
         except NotAPacket as e:

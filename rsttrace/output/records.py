@@ -9,7 +9,7 @@ import json
 from rsttrace.errors import RsttraceError
 
 # The record kinds of a `trace --json` capture (docs/json-schema.md).
-EVENT_KINDS = ("sent", "received", "challenge_ack")
+EVENT_KINDS = ("sent", "received", "challenge_ack", "abort")
 OTHER_KINDS = ("lost", "summary")
 
 

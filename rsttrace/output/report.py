@@ -5,6 +5,7 @@ import collections
 from rsttrace.attribution import attribute_record
 from rsttrace.causes import CAUSES, explain
 from rsttrace.errors import RsttraceError
+from rsttrace.facts import Facts
 from rsttrace.output import records
 from rsttrace.output.summary import Summary
 from rsttrace.output.tables import (container_text, owner_text, pod_text,
@@ -90,12 +91,17 @@ def summarise(capture, path):
     by_port = collections.Counter()
     by_who = {k: collections.Counter() for k in WHO}
     for r in events:
+        if r["kind"] == "received":
+            # a capture of schema version 1 called the kernel's own aborts
+            # received (facts.own_abort): they are not counted as such
+            r = dict(r, kind=Facts.of_record(r).kind)
         if not r.get("cause"):          # older capture: attribute now
             r = dict(r, cause=attribute_record(r)[0])
         summary.add(r)
         # The peer is the remote end: the destination of an RST we sent,
-        # the source of one we received.
-        if r["kind"] == "received":
+        # the source of one we received (or of the segment an abort
+        # answers).
+        if r["kind"] in ("received", "abort"):
             peer, port = r.get("saddr"), r.get("dport")
         else:
             peer, port = r.get("daddr"), r.get("sport")
@@ -105,6 +111,8 @@ def summarise(capture, path):
             by_who[key][text(r)] += 1
     return {
         "events": len(events), "lost": lost,
+        # sent and received RSTs, challenge ACKs and the kernel's own aborts
+        "by_kind": summary.by("kind"),
         "by_cause": [{"cause": c, "count": n, "explanation": explain(c)}
                      for c, n in summary.by("cause").items()],
         "by_peer": dict(by_peer.most_common(20)),
@@ -114,7 +122,10 @@ def summarise(capture, path):
 
 
 def as_text(rep):
-    parts = ["%d events, %d lost" % (rep["events"], rep["lost"])]
+    parts = ["%d events (%s), %d lost" % (
+        rep["events"], ", ".join("%d %s" % (n, k.replace("_", " "))
+                                 for k, n in rep["by_kind"].items()),
+        rep["lost"])]
     parts.append(table([(c["cause"], c["count"], c["explanation"])
                         for c in rep["by_cause"]],
                        ["cause", "events", "explanation"], [None, None, 80]))

@@ -127,10 +127,7 @@ class Tracer:
             hooks.check_mode(self.requested_mode)
             self.mode = self.requested_mode
         self.placements = [hooks.place(h, self.mode, self.kbtf)
-                           for h in hooks.hooks_for(self.mode)]
-        if self.packets:
-            self.placements.append(hooks.place(hooks.PACKET_HOOK, self.mode,
-                                               self.kbtf))
+                           for h in hooks.hooks_for(self.mode, self.packets)]
         if not any(not p.skipped for p in self.placements):
             raise RsttraceError(
                 "none of rsttrace's hooks exist in this kernel for mode %s: %s"

@@ -23,7 +23,7 @@ import pytest
 from pcaptools import check_packet, one, ready_line, tshark
 from rsttrace.lab import craft, traffic
 from rsttrace.lab.catalogue import by_name
-from rsttrace.output.records import EVENT_KINDS
+from rsttrace.output.pcapng import PACKET_KINDS
 from rsttrace.output.wire_header import wire_flags
 from rsttrace.trace.filters import Filters
 
@@ -128,7 +128,7 @@ def run(tmp_path_factory):
                 c.stop()
         with open(tmp / "events.jsonl") as f:
             events = [r for r in map(json.loads, f)
-                      if r["kind"] in EVENT_KINDS]
+                      if r["kind"] in PACKET_KINDS]
         yield {"pair": pair, "tmp": tmp, "events": events,
                "filtered": filtered, "mode": cli.mode}
 

@@ -54,12 +54,15 @@ def agg_key(rec, kernel):
     return AggKey(
         stack_key=kernel.key_of(rec.get("stack")),
         reason=REASONS.index(rec["reason"]) if rec.get("reason") else -1,
-        kind=inverse(abi.KIND_NAMES)[rec["kind"]],
+        # an abort is what a receive hook reported (facts.own_abort)
+        kind=inverse(abi.KIND_NAMES)[rec["kind"] if rec["kind"] != "abort"
+                                     else "received"],
         hook=inverse(HOOK_NAMES)[rec["hook"]],
         state=inverse(abi.TCP_STATES)[rec["state"]] if rec.get("state")
         else 0,
         family=rec.get("family") or 0, seg_flags=flag_byte(rec["seg_flags"]),
-        facts=bits_of_record(rec), local_port=0, netns=0)
+        pad0=0, facts=bits_of_record(rec), local_port=0, pad1=0, netns=0,
+        pad=b"")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +108,17 @@ BASE = {"kind": "sent", "hook": "tcp_v4_send_reset", "state": "ESTABLISHED",
      abi.FACT_TCP_SOCK | abi.FACT_LINGER2_NEG),
     ({"backlog": 3, "backlog_max": 2}, abi.FACT_QUEUE_FULL),
     ({"backlog": 2, "backlog_max": 2}, 0),
+    # a reply to a segment acknowledging exactly snd_nxt (its ACK is the
+    # RST's seq)
+    ({"seg_flags": "SYN|ACK", "seg_len": 0, "seq": 9, "snd_nxt": 9,
+      "linger2": 0},
+     abi.FACT_PACKET | abi.FACT_TCP_SOCK | abi.FACT_ACK_NXT),
+    ({"seg_flags": "SYN|ACK", "seg_len": 0, "seq": 8, "snd_nxt": 9,
+      "linger2": 0}, abi.FACT_PACKET | abi.FACT_TCP_SOCK),
+    ({"seg_flags": "SYN", "seg_len": 0, "seq": 9, "snd_nxt": 9,
+      "linger2": 0}, abi.FACT_PACKET | abi.FACT_TCP_SOCK),
+    ({"kind": "received", "seg_flags": "RST|ACK", "seg_len": 0, "seq": 9,
+      "snd_nxt": 9, "linger2": 0}, abi.FACT_PACKET | abi.FACT_TCP_SOCK),
 ])
 def test_bits_of_record(fields, bits):
     assert bits_of_record(dict(BASE, **fields)) == bits

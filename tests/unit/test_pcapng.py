@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pcaptools import check_packet, tcpdump_lines, tshark
-from rsttrace.output.pcapng import PcapngWriter
-from rsttrace.output.records import EVENT_KINDS
+from rsttrace.output.pcapng import PACKET_KINDS, PcapngWriter
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 RSTTRACE = os.path.join(os.path.dirname(sys.executable), "rsttrace")
@@ -32,7 +31,7 @@ def recorded():
     for path in sorted(glob.glob(os.path.join(DATA, "events-*.jsonl"))):
         with open(path) as f:
             out += [r for r in map(json.loads, f)
-                    if r.get("kind") in EVENT_KINDS]
+                    if r.get("kind") in PACKET_KINDS]
     return out
 
 
@@ -57,7 +56,7 @@ def test_tshark_sees_every_field_of_every_event(converted):
         check_packet(packet, record)
     # the recordings hold every kind, both families, and records without
     # seq/ack (tracepoint mode's received RSTs)
-    assert {r["kind"] for r in RECORDS} == set(EVENT_KINDS)
+    assert {r["kind"] for r in RECORDS} == set(PACKET_KINDS)
     assert {r["family"] for r in RECORDS} == {4, 6}
     assert any(r["seq"] is None for r in RECORDS)
 
@@ -224,3 +223,19 @@ def test_any_values_make_a_packet_or_a_counted_skip(record, changes):
     writer.event(dict(record, **changes))
     assert writer.skipped == 1 or stream.getvalue().count(
         b"\x06\x00\x00\x00") >= 1
+
+
+def test_an_abort_is_no_packet():
+    """The kernel's abort of its own socket (kind abort) crossed no wire:
+    no packet, and not counted as an event left out."""
+    aborts = []
+    for path in sorted(glob.glob(os.path.join(DATA, "events-*.jsonl"))):
+        with open(path) as f:
+            aborts += [r for r in map(json.loads, f) if r["kind"] == "abort"]
+    assert aborts
+    stream = io.BytesIO()
+    writer = PcapngWriter(stream)
+    start = len(stream.getvalue())
+    for r in aborts:
+        writer.event(r)
+    assert len(stream.getvalue()) == start and writer.skipped == 0

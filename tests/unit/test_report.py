@@ -48,6 +48,26 @@ def test_summarise_counts_by_cause_peer_and_port(tmp_path):
     assert rep["by_peer"] == {"10.0.0.9": 2, "10.0.0.7": 1}
     assert rep["by_local_port"] == {"80": 2, "4000": 1}
     assert all(c["explanation"].endswith(".") for c in rep["by_cause"])
+    assert rep["by_kind"] == {"sent": 2, "received": 1}
+
+
+ABORT_FRAMES = ["tcp_reset", "tcp_rcv_state_process", "tcp_v4_do_rcv"]
+
+
+def test_an_old_capture_s_own_aborts_are_not_received_rsts(tmp_path):
+    """Schema version 1 reported the kernel's own abort (tcp_reset from
+    tcp_rcv_state_process, no RST arrived) as received: the report counts
+    it as an abort, and its peer as the source of the segment."""
+    phantom = dict(ev("received", "data-after-close", "10.0.0.7", 443,
+                      "10.0.0.1", 4000), hook="tcp:tcp_receive_reset",
+                   state="FIN_WAIT2", stack=ABORT_FRAMES)
+    real = dict(ev("received", "reset-received", "10.0.0.7", 443,
+                   "10.0.0.1", 4001), hook="tcp:tcp_receive_reset",
+                state="CLOSE_WAIT", stack=["tcp_reset",
+                                           "tcp_validate_incoming"])
+    rep = report_of(capture(tmp_path, [phantom, real]))
+    assert rep["by_kind"] == {"abort": 1, "received": 1}
+    assert rep["by_peer"] == {"10.0.0.7": 2}
 
 
 def test_not_json_is_one_clear_error(tmp_path):
@@ -107,7 +127,8 @@ def test_report_command(tmp_path):
     res = subprocess.run(RSTTRACE + ["report", capture(tmp_path, RECORDS)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    assert "no-listener" in res.stdout and "3 events, 3 lost" in res.stdout
+    assert "no-listener" in res.stdout
+    assert "3 events (2 sent, 1 received), 3 lost" in res.stdout
     res = subprocess.run(RSTTRACE + ["report", str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert res.returncode == 1
