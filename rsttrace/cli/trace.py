@@ -58,6 +58,9 @@ from rsttrace.trace import filters
                    "their cause is decided on and show the table (refreshed "
                    "every second on a terminal, once at exit otherwise). "
                    "Keeps up with storms.")
+@click.option("--buffer", type=click.Choice(["ring", "perf"]), hidden=True,
+              help="Force the event buffer (for tests: the perf buffer "
+                   "where the kernel has a ring buffer).")
 def trace(**opts):
     """Trace TCP RSTs sent and received by this host until Ctrl-C."""
     out = OutputFile(opts["output"])
@@ -110,7 +113,8 @@ def _plan(opts):
                          "use --duration with --summary-only")
     tracer = Tracer(mode=opts["mode"], filters=filt,
                     packets=opts["packets"], buffer_pages=pages,
-                    summary_only=opts["summary_only"]).plan()
+                    summary_only=opts["summary_only"],
+                    buffer=opts["buffer"]).plan()
     return filt, tracer
 
 

@@ -52,10 +52,16 @@ class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None, summary_only=False):
+                 buffer_pages=None, summary_only=False, buffer=None,
+                 agg_entries=AGG_ENTRIES):
         self.requested_mode = mode
         self.summary_only = summary_only
         self.buffer_pages = buffer_pages
+        # "ring" or "perf" forces that event buffer (tests: the perf
+        # buffer path on a kernel that has the ring buffer); None: the ring
+        # buffer where the kernel has one
+        self.buffer = buffer
+        self.agg_entries = agg_entries  # summary mode's map (tests: tiny)
         self.packets = packets
         self.filters = filters or Filters()
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
@@ -96,8 +102,18 @@ class Tracer:
                 "none of rsttrace's hooks exist in this kernel for mode %s: %s"
                 % (self.mode, "; ".join(p.skipped for p in self.placements)),
                 "try another --mode")
-        self.ringbuf = features.ringbuf_supported()
+        self.ringbuf = self._use_ringbuf()
         return self
+
+    def _use_ringbuf(self):
+        if self.buffer == "perf":
+            return False
+        if features.ringbuf_supported():
+            return True
+        if self.buffer == "ring":
+            raise RsttraceError("this kernel has no BPF ring buffer (5.8+)",
+                                "leave --buffer out")
+        return False
 
     def cflags(self):
         flags = ["-I" + BPF_DIR,
@@ -109,7 +125,7 @@ class Tracer:
             flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
                       % (self.buffer_pages or RINGBUF_PAGES)]
         if self.summary_only:
-            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
+            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % self.agg_entries]
         flags += offsets.cflags(self.kbtf)
         for p in self.placements:
             flags += p.cflags()
@@ -230,7 +246,14 @@ class Tracer:
         and of those the ones the buffer had no room for."""
         table = self.bpf[b"counts"]
         matched = sum(table[table.Key(0)])
-        lost = sum(table[table.Key(1)]) + self.perf_lost
+        # The perf buffer reports the same losses twice over: perf_submit
+        # fails (counted in the kernel) and the buffer later writes a
+        # PERF_RECORD_LOST for them (perf_output_begin(), kernel/events/
+        # ring_buffer.c), which reaches lost_cb only once it has room again.
+        # Where perf_event_output() returned nothing (older kernels),
+        # bpf_perf_event_output() gave 0 on a full buffer and only the
+        # second count exists: the larger of the two is right either way.
+        lost = max(sum(table[table.Key(1)]), self.perf_lost)
         return matched, lost
 
     def stack(self, stack_key):
