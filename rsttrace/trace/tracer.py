@@ -256,6 +256,12 @@ class Tracer:
         lost = max(sum(table[table.Key(1)]), self.perf_lost)
         return matched, lost
 
+    def loss_cause(self):
+        """Why events are counted lost: what had no room for them."""
+        if self.summary_only:
+            return "summary map full: %d keys" % self.agg_entries
+        return "buffer full"
+
     def stack(self, stack_key):
         """Kernel addresses of a stack, innermost first; None when the
         stack table no longer has it."""

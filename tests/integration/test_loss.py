@@ -124,3 +124,46 @@ def test_summary_only_counts_a_burst_in_the_kernel(pair):
     assert rows[("no-listener", "sent")] == BURST
     assert rows[("linger-zero-close", "sent")] == 1
     assert rows[("reset-received", "received")] == 1
+
+
+def test_summary_map_full_counts_the_rest(pair):
+    """Summary mode with a map of 2 keys (AGG_ENTRIES made tiny): the RSTs
+    of keys that no longer fit are counted lost in the kernel and said so,
+    never dropped silently; the keys already in the map keep counting."""
+    from rsttrace.trace.filters import Filters
+    from rsttrace.trace.kernel_summary import KernelSummary
+    from rsttrace.trace.session import Session
+    from rsttrace.trace.tracer import Tracer
+
+    warnings = []
+    session = Session(Tracer(filters=Filters(netns=pair.inodes()),
+                             summary_only=True, agg_entries=2),
+                      warn=warnings.append).start()
+    counted = KernelSummary(session.tracer, session.decoder)
+    try:
+        traffic.closed_port(pair, 4)      # 2 keys: b's sent, a's received
+        traffic.settle()
+        first = counted.summary()
+        traffic.linger_zero(pair, 4)      # 2 new keys: no room
+        port = traffic.free_port(pair, "b", 4)
+        craft.syn_burst(pair, "a", "b", port, 50)   # b's first key again
+        traffic.settle(0.3)
+        session.drain()
+        last = counted.summary()
+        keys = len(session.tracer.bpf[b"agg"])
+    finally:
+        session.finish()
+    assert (first.kernel_events, first.lost, first.events) == (2, 0, 2)
+    assert {(r[0], r[1]) for r in first.rows} == {
+        ("no-listener", "sent"), ("reset-received", "received")}
+    assert keys == 2
+    assert last.kernel_events == 2 + 2 + 50
+    assert last.events + last.lost == last.kernel_events
+    assert last.lost >= 2                 # linger-zero's two, at least
+    by_cause = last.by("cause")
+    assert "linger-zero-close" not in by_cause
+    # the 50 SYNs take the same kernel path as the first closed port: they
+    # are counted under its key unless their stacks differ
+    assert by_cause["no-listener"] + last.lost == 1 + 2 + 50
+    assert warnings == ["lost %d events (summary map full: %d keys), %d "
+                        "in all" % (last.lost, 2, last.lost)], warnings
