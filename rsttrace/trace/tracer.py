@@ -155,7 +155,11 @@ class Tracer:
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
-            self.refresh_symbols()          # note the modules loaded now
+            # bcc keeps one kernel symbol table per process, read at its
+            # first use: one read before this program was loaded (an
+            # earlier tracer's) lacks this program's own frames, which
+            # then took the name of the symbol before them (_einittext).
+            self.refresh_symbols(force=True)
         except Exception:
             self.close()
             raise
@@ -275,18 +279,19 @@ class Tracer:
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")
 
-    def refresh_symbols(self):
+    def refresh_symbols(self, force=False):
         """Reload kernel symbols if modules were loaded or unloaded since
         the last look (bcc reads kallsyms once: a module loaded later, such
         as nf_reject_ipv4 when a REJECT rule appears, would be named after
-        whatever symbol precedes it). True when the symbols changed."""
+        whatever symbol precedes it); with `force`, in any case. True when
+        the symbols were dropped for a fresh read."""
         try:
             with open("/proc/modules", "rb") as f:
                 modules = hash(b"".join(line.split(b" ", 1)[0]
                                         for line in f))
         except OSError:
             return False
-        if modules == getattr(self, "_modules", modules):
+        if modules == getattr(self, "_modules", modules) and not force:
             self._modules = modules
             return False
         self._modules = modules
