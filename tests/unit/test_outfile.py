@@ -126,3 +126,20 @@ def test_the_trust_rule():
     for mode in (0o777, 0o1755, 0o755):             # not sticky and w+o
         assert trusted(St(st_mode=stat.S_IFDIR | mode, st_uid=0),
                        St(st_uid=65534), uid=0)
+
+
+def test_cannot_write_line(tmp_path):
+    """The whole line: what, why (the OS's words, or the error itself when
+    it has none), how to fix it."""
+    from rsttrace.output.outfile import cannot_write
+    e = cannot_write("/x/out", OSError(13, "Permission denied"))
+    assert str(e) == ("cannot write /x/out (Permission denied): choose a "
+                      "writable path with --output")
+    assert e.exit_code == 1
+    assert str(cannot_write("o", OSError("odd"))).startswith(
+        "cannot write o (odd): ")
+    with pytest.raises(RsttraceError) as err:
+        OutputFile(str(tmp_path / "nodir" / "out")).open()
+    assert str(err.value) == (
+        "cannot write %s (No such file or directory): choose a writable "
+        "path with --output" % (tmp_path / "nodir" / "out"))
