@@ -283,3 +283,9 @@ def test_cflags_without_btf():
         assert "-D%s=%s" % (macro, expr) in flags
     assert "-DSOCK_LINGER_BIT=SOCK_LINGER" in flags
     assert len(flags) == len(HEADER_EXPRESSIONS) + 2
+
+
+def test_offset_repr():
+    kbtf, _ = generate()
+    assert repr(offsets.from_btf(kbtf)["OFF_NET_INUM"]) == \
+        "OFF_NET_INUM=48 (net.ns.inum)"
