@@ -16,25 +16,16 @@ so that a mode missing there fails instead of shrinking the test matrix.
 """
 
 import functools
-import gzip
 import os
 import re
 import subprocess
 
+# reading the config file is no decision: the decisions below are the
+# tests' own
+from rsttrace.kernel.features import kernel_config
+
 MODES = ("kprobe", "fentry", "tracepoint")
 REQUIRED_ENV = "RSTTRACE_TEST_MODES"
-
-
-def kernel_config():
-    for path, opener in (("/proc/config.gz", gzip.open),
-                         ("/boot/config-" + os.uname().release, open)):
-        try:
-            with opener(path, "rt") as f:
-                return dict(line.strip().split("=", 1) for line in f
-                            if line.startswith("CONFIG_") and "=" in line)
-        except OSError:
-            continue
-    return {}
 
 
 @functools.lru_cache(maxsize=None)

@@ -42,16 +42,24 @@ def closed_port(pair, family):
     return (p.daddr, p.dport), (p.saddr, p.sport)
 
 
-def half_open(pair, family):
+def _on_connection(pair, family, act, reader="srv"):
+    """A connection from a to b; act(cli, srv) makes the RST; then
+    `reader` reads until it sees the end. Returns its two ends."""
     cli, srv = traffic.connected(pair, family)
     ends = _ends(cli)
-    traffic.block_output(pair, "b")     # b's abort never reaches a
-    traffic.linger0(srv)
-    srv.close()
-    traffic.unblock(pair, "b")
-    cli.send(b"request")
-    traffic.recv_error(cli)
+    act(cli, srv)
+    traffic.recv_error(srv if reader == "srv" else cli)
     return ends
+
+
+def half_open(pair, family):
+    def forget_then_send(cli, srv):
+        traffic.block_output(pair, "b")     # b's abort never reaches a
+        traffic.linger0(srv)
+        srv.close()
+        traffic.unblock(pair, "b")
+        cli.send(b"request")
+    return _on_connection(pair, family, forget_then_send, reader="cli")
 
 
 def linger_zero(pair, family):
@@ -65,32 +73,26 @@ def unread_data(pair, family):
 
 
 def data_after_close(pair, family):
-    cli, srv = traffic.connected(pair, family)
-    ends = _ends(cli)
-    cli.close()
-    time.sleep(0.1)
-    srv.send(b"late data")
-    traffic.recv_error(srv)
-    return ends
+    def close_then_late_data(cli, srv):
+        cli.close()
+        time.sleep(0.1)
+        srv.send(b"late data")
+    return _on_connection(pair, family, close_then_late_data)
 
 
 def linger2_negative(pair, family):
-    cli, srv = traffic.connected(pair, family)
-    ends = _ends(cli)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
-    cli.shutdown(socket.SHUT_WR)
-    time.sleep(0.1)
-    cli.close()
-    traffic.recv_error(srv)
-    return ends
+    def shutdown_then_close(cli, srv):
+        cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
+        cli.shutdown(socket.SHUT_WR)
+        time.sleep(0.1)
+        cli.close()
+    return _on_connection(pair, family, shutdown_then_close)
 
 
 def socket_killed(pair, family):
-    cli, srv = traffic.connected(pair, family)
-    ends = _ends(cli)
-    pair.run("a", "ss", "-K", "dst", "[%s]" % pair.addr("b", FAMILIES[family]))
-    traffic.recv_error(srv)
-    return ends
+    peer = "[%s]" % pair.addr("b", FAMILIES[family])
+    return _on_connection(pair, family, lambda cli, srv: pair.run(
+        "a", "ss", "-K", "dst", peer))
 
 
 def listener_closed(pair, family):
@@ -107,16 +109,16 @@ def listener_closed(pair, family):
 
 
 def keepalive_timeout(pair, family):
-    cli, srv = traffic.connected(pair, family)
-    ends = _ends(cli)
-    cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
-    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 1)
-    traffic.block_input(pair, "b")      # the peer vanishes
-    traffic.recv_error(cli)
-    traffic.unblock_input(pair, "b")
-    return ends
+    def peer_vanishes(cli, srv):
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+        cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 1)
+        traffic.block_input(pair, "b")
+    try:
+        return _on_connection(pair, family, peer_vanishes, reader="cli")
+    finally:
+        traffic.unblock_input(pair, "b")
 
 
 def lone_ack(pair, family):
