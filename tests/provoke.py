@@ -121,6 +121,41 @@ def keepalive_timeout(pair, family):
         traffic.unblock_input(pair, "b")
 
 
+def accept_overflow(pair, family):
+    """Two handshakes reach their final ACK at a listener whose accept
+    queue holds one, with tcp_abort_on_overflow=1: the second is reset
+    (as the catalogue's accept-overflow-abort, over either family)."""
+    fam = FAMILIES[family]
+    pair.sysctl("b", "net.ipv4.tcp_abort_on_overflow", 1)
+    lst, port = traffic.listener(pair, family=fam, backlog=8)
+    traffic.block_output(pair, "a", "tcp flags & (syn|ack) == ack")
+    clients = []
+    for _ in range(2):
+        c = pair.socket("a", fam)
+        c.setblocking(False)
+        c.connect_ex((pair.addr("b", fam), port))
+        clients.append(c)
+    time.sleep(0.2)
+    ends = [_ends(c) for c in clients]  # established on a's side
+    lst.listen(0)                       # accept queue: room for one
+    traffic.unblock(pair, "a")
+    for c in clients:                   # data carries the final ACK
+        c.send(b"hello")
+        time.sleep(0.1)
+    reset = []
+    for c, e in zip(clients, ends):
+        c.setblocking(True)
+        c.settimeout(0.5)
+        try:
+            c.recv(10)
+        except ConnectionResetError:
+            reset.append(e)
+        except OSError:
+            pass
+    assert len(reset) == 1, reset       # one fitted, one was reset
+    return reset[0]
+
+
 def lone_ack(pair, family):
     """An ACK to a listener with no matching request (raw socket)."""
     fam = FAMILIES[family]
@@ -218,6 +253,11 @@ def cases(family):
             # b's input is blocked: it never receives the RST
             Want("a", "sent", "keepalive-timeout", "ESTABLISHED",
                  "tcp_send_active_reset", "TCP_KEEPALIVE_TIMEOUT")]),
+        "accept-overflow": (accept_overflow, [
+            Want("b", "sent", "accept-queue-overflow", "LISTEN", reply,
+                 "INVALID_SYN"),
+            Want("a", "received", "reset-received", "ESTABLISHED",
+                 "tcp_reset")]),
         "lone-ack": (lone_ack, [
             Want("b", "sent", "no-connection", "LISTEN", reply,
                  "TCP_FLAGS")]),
