@@ -247,3 +247,49 @@ def test_check_refuses_only_untrusted(tmp_path, monkeypatch):
         assert str(e.value).startswith("shown/x is a file owned by uid 65534")
     finally:
         os.close(dfd)
+
+
+def test_a_link_planted_after_the_walk_is_walked_again(tmp_path,
+                                                        monkeypatch):
+    """Between the walk and the open a link appears under the name: the
+    O_NOFOLLOW open fails (ELOOP), the path is walked again, and this time
+    the (trusted, own) link is followed."""
+    real_resolve = safe_open.resolve
+    walks = []
+
+    def resolve_then_plant(path, follow_last=True):
+        target = real_resolve(path, follow_last)
+        if not walks:
+            os.symlink("real", str(tmp_path / "out"))
+        walks.append(target.name)
+        return target
+    monkeypatch.setattr(safe_open, "resolve", resolve_then_plant)
+    fd, target = open_for_write(str(tmp_path / "out"))
+    os.close(fd)
+    os.close(target.dir_fd)
+    assert walks == ["out", "real"]
+    assert target.name == "real" and (tmp_path / "real").is_file()
+    assert os.path.islink(str(tmp_path / "out"))
+
+
+def test_is_link(tmp_path):
+    os.symlink("x", str(tmp_path / "l"))
+    (tmp_path / "f").write_text("")
+    dfd = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        t = safe_open.Target(dfd, "l", None, "l")
+        assert safe_open._is_link(t)
+        assert not safe_open._is_link(t._replace(name="f"))
+        assert not safe_open._is_link(t._replace(name="missing"))
+    finally:
+        os.close(dfd)
+
+
+def test_other_open_errors_are_raised(tmp_path):
+    """An error other than a link appearing (here: a directory where the
+    file should be) is raised at once, with no fd left behind."""
+    before = set(os.listdir("/proc/self/fd"))
+    os.mkdir(str(tmp_path / "d"))
+    with pytest.raises(IsADirectoryError):
+        open_for_write(str(tmp_path / "d"))
+    assert set(os.listdir("/proc/self/fd")) == before

@@ -111,7 +111,7 @@ def test_per_event_tests_ran_in_every_mode(runs, suite):
     there instead of leaving its tests out)."""
     import provoke
     _, log, _ = runs[suite]
-    causes = len(provoke.cases(4)) + len(provoke.cases(6))
+    causes = len(provoke.cases(4)) + len(provoke.cases(6))   # 13 each
     for param in ("kprobe", "fentry", "tracepoint", "tracepoint-perf"):
         passed = re.findall(r"^PASSED tests/integration/test_trace_events\.py"
                             r"::test_cause\[%s-(?!perf-)[a-z0-9-]+\]$"
