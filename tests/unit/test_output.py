@@ -223,7 +223,7 @@ def test_rows_cause_line_and_no_stacks():
 def test_rows_lost():
     s = Stream()
     RowWriter(s).lost(2, 7)
-    assert s.getvalue() == "LOST 2 events (ring buffer full), 7 in all\n"
+    assert s.getvalue() == "LOST 2 events (event buffer full), 7 in all\n"
     assert s.flushes == 1
 
 
