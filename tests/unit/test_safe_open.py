@@ -293,3 +293,14 @@ def test_other_open_errors_are_raised(tmp_path):
     with pytest.raises(IsADirectoryError):
         open_for_write(str(tmp_path / "d"))
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_created_file_mode_is_0666_less_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        fd, target = open_for_write(str(tmp_path / "new"))
+        os.close(fd)
+        os.close(target.dir_fd)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(str(tmp_path / "new")).st_mode) == 0o644
