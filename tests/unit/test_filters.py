@@ -343,3 +343,19 @@ def test_fill_maps_multibyte_comm():
     Filters(comm="\u00e9t\u00e9").fill_maps(tables)
     assert list(tables[b"filter_comm"].values()) == [
         "\u00e9t\u00e9".encode() + b"\0" * 11]
+
+
+def test_netns_relative_path(tmp_path, monkeypatch):
+    """A spec with a slash is a path as given (relative to the current
+    directory), not a name under /var/run/netns."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(filters, "NETNS_DIR", str(tmp_path / "names"))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "ns").write_text("")
+    assert netns_inode("d/ns") == os.stat(tmp_path / "d" / "ns").st_ino
+
+
+def test_too_many_ports_line():
+    ports = [str(p) for p in range(1, filters.FILTER_MAX + 2)]
+    assert str(usage_error(build, ports=ports)).startswith(
+        "--port has %d values, more than" % (filters.FILTER_MAX + 1))

@@ -390,3 +390,16 @@ def test_rows_summary():
     RowWriter(s).summary(summ)
     assert s.getvalue() == summ.as_text() + "\n"
     assert s.flushes == 1
+
+
+def test_table_empty_cell():
+    out = table([("a", ""), ("b", "x")], ["k", "v"])
+    assert out.splitlines()[2].rstrip() == "a"
+    assert "XX" not in out
+
+
+def test_summary_rows_without_family():
+    summ = Summary()
+    summ.add(record(cause="no-listener", family=None))
+    rows = summ.as_text().split("\n\n")[2].splitlines()
+    assert rows[2].split()[5] == "-"          # family column

@@ -204,3 +204,12 @@ def test_no_events_line(tmp_path):
         summarise(([], 0), "cap.jsonl")
     assert str(e.value) == ("no events in cap.jsonl: give a capture of "
                             "`rsttrace trace --json` that saw RSTs")
+
+
+def test_report_of_a_file_that_is_no_capture(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    with pytest.raises(RsttraceError) as e:
+        load(str(path), lambda m: None)
+    assert str(e.value) == ("%s line 1 is not JSON: give a file written by "
+                            "`rsttrace trace --json`" % path)
