@@ -19,9 +19,11 @@ def test_mutation_quick(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     text = out.read_text()
     row = re.search(r"^\| rsttrace/kernel/reasons\.py \| (\d+) \| (\d+) \| "
-                    r"(\d+) \| (\d+) \| ([\d.]+)% \|$", text, re.M)
+                    r"(\d+) \| (\d+) \| ([\d.]+)% \| (\d+) \|$", text,
+                    re.M)
     assert row, text
-    mutants, killed, equivalent, unexplained, score = row.groups()
+    mutants, killed, equivalent, unexplained, score, not_run = row.groups()
+    assert not_run == "0"
     assert int(mutants) >= 20                   # it did mutate the module
     assert int(unexplained) == 0
     assert int(killed) + int(equivalent) == int(mutants)
