@@ -289,3 +289,23 @@ def test_offset_repr():
     kbtf, _ = generate()
     assert repr(offsets.from_btf(kbtf)["OFF_NET_INUM"]) == \
         "OFF_NET_INUM=48 (net.ns.inum)"
+
+
+def test_error_lines_exact():
+    """Each way BTF can disappoint, in one whole line."""
+    cases = [
+        (dict(bitfields=["sock_common.skc_family"]),
+         "sock_common.skc_family is a bitfield in this kernel: rsttrace "
+         "cannot read it; please report the kernel version"),
+        (dict(sizes={"sock_common.skc_state": 2}),
+         "sock_common.skc_state is 2 bytes in this kernel, rsttrace expects "
+         "1: please report the kernel version"),
+        (dict(drop=["sock.sk_flags"]),
+         "this kernel's BTF has no sock.sk_flags or __sk_common.skc_flags: "
+         "please report the kernel version"),
+    ]
+    for kw, line in cases:
+        kbtf, _ = generate(**kw)
+        with pytest.raises(RsttraceError) as e:
+            offsets.from_btf(kbtf)
+        assert str(e.value) == line
