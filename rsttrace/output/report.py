@@ -7,7 +7,8 @@ from rsttrace.causes import CAUSES, explain
 from rsttrace.errors import RsttraceError
 from rsttrace.output import records
 from rsttrace.output.summary import Summary
-from rsttrace.output.tables import table
+from rsttrace.output.tables import (container_text, owner_text, pod_text,
+                                    table)
 
 # The fields report reads, and the JSON types each may have.
 _TYPES = {"kind": (str,), "cause": (str, type(None)),
@@ -15,7 +16,15 @@ _TYPES = {"kind": (str,), "cause": (str, type(None)),
           "reason": (str, type(None)), "family": (int, type(None)),
           "saddr": (str, type(None)), "daddr": (str, type(None)),
           "sport": (int, type(None)), "dport": (int, type(None)),
-          "seg_flags": (str, type(None)), "stack": (list, type(None))}
+          "seg_flags": (str, type(None)), "stack": (list, type(None)),
+          "owner_pid": (int, type(None)), "owner_comm": (str, type(None)),
+          "owner_source": (str, type(None)),
+          "container": (dict, type(None)), "pod": (dict, type(None))}
+# ... and inside `container` and `pod`
+_WHO_TYPES = {"container": {"name": (str, type(None)),
+                            "id": (str, type(None))},
+              "pod": {"namespace": (str, type(None)),
+                      "name": (str, type(None))}}
 
 
 def _malformed(rec):
@@ -24,6 +33,11 @@ def _malformed(rec):
         if key in rec and (not isinstance(rec[key], types) or
                            isinstance(rec[key], bool)):
             return "%s is %s" % (key, type(rec[key]).__name__)
+    for key, types in _WHO_TYPES.items():
+        for sub, allowed in types.items():
+            if not isinstance((rec.get(key) or {}).get(sub), allowed):
+                return "%s.%s is %s" % (key, sub, type(
+                    rec[key][sub]).__name__)
     if rec.get("cause") is not None and rec["cause"] not in CAUSES:
         return "cause %r is not one of rsttrace's" % rec["cause"][:40]
     if any(not isinstance(f, str) for f in rec.get("stack") or ()):
@@ -52,6 +66,18 @@ def load(path, warn):
     return events, lost
 
 
+def _owner(rec):
+    """An event's owner as counted: comm[pid], else why it has none."""
+    if rec.get("owner_pid") is None and rec.get("owner_source"):
+        return "none (%s)" % rec["owner_source"]
+    return owner_text(rec)
+
+
+# report key -> an event's value for it (`-`: none, or an older capture)
+WHO = {"by_owner": _owner, "by_container": container_text,
+       "by_pod": pod_text}
+
+
 def summarise(capture, path):
     """The report of (events, lost) from load()."""
     events, lost = capture
@@ -62,6 +88,7 @@ def summarise(capture, path):
     summary = Summary()
     by_peer = collections.Counter()
     by_port = collections.Counter()
+    by_who = {k: collections.Counter() for k in WHO}
     for r in events:
         if not r.get("cause"):          # older capture: attribute now
             r = dict(r, cause=attribute_record(r)[0])
@@ -74,12 +101,15 @@ def summarise(capture, path):
             peer, port = r.get("daddr"), r.get("sport")
         by_peer[peer or "?"] += 1
         by_port[port if port is not None else "?"] += 1
+        for key, text in WHO.items():
+            by_who[key][text(r)] += 1
     return {
         "events": len(events), "lost": lost,
         "by_cause": [{"cause": c, "count": n, "explanation": explain(c)}
                      for c, n in summary.by("cause").items()],
         "by_peer": dict(by_peer.most_common(20)),
         "by_local_port": {str(k): v for k, v in by_port.most_common(20)},
+        **{key: dict(c.most_common(20)) for key, c in by_who.items()},
     }
 
 
@@ -91,4 +121,8 @@ def as_text(rep):
     parts.append(table(rep["by_peer"].items(), ["peer", "events"]))
     parts.append(table(rep["by_local_port"].items(),
                        ["local port", "events"]))
+    for key, heading in (("by_owner", "owner"), ("by_container", "container"),
+                         ("by_pod", "pod")):
+        if set(rep[key]) - {"-"}:       # a capture with who-fields
+            parts.append(table(rep[key].items(), [heading, "events"]))
     return "\n\n".join(parts)

@@ -31,7 +31,11 @@ KERNEL_6_1 = {
                     "skc_net": {"net": 8}, "skc_v6_daddr": 16,
                     "skc_v6_rcv_saddr": 16},
     "sock": {"sk_flags": 8, "sk_lingertime": 8, "sk_ack_backlog": 4,
-             "sk_max_ack_backlog": 4},
+             "sk_max_ack_backlog": 4, "sk_socket": 8},
+    # include/net/sock.h (struct socket_alloc: the socket and its inode),
+    # include/net/request_sock.h (__req_common is a struct sock_common)
+    "socket_alloc": {"vfs_inode": {"i_ino": 8}},
+    "request_sock": {"__req_common": {"skc_listener": 8}},
     "inet_sock": {"inet_sport": 2},
     "tcp_sock": {"rcv_nxt": 4, "copied_seq": 4, "write_seq": 4,
                  "snd_nxt": 4, "snd_una": 4, "linger2": 4},
@@ -42,7 +46,7 @@ KERNEL_6_1 = {
 }
 KERNEL_6_18 = dict(KERNEL_6_1, sock={
     "__sk_common": {"skc_flags": 8}, "sk_lingertime": 8,
-    "sk_ack_backlog": 4, "sk_max_ack_backlog": 4})
+    "sk_ack_backlog": 4, "sk_max_ack_backlog": 4, "sk_socket": 8})
 
 # What each offset the BPF program reads is, in the kernel's terms: the
 # field its C code means (bpf/rsttrace.bpf.c), per kernel.
@@ -77,6 +81,9 @@ MEANING = {
     "OFF_SKB_SK": ("sk_buff", "sk"),
     "OFF_SKB_IIF": ("sk_buff", "skb_iif"),
     "OFF_DEV_NET": ("net_device", "nd_net.net"),
+    "OFF_SK_SOCKET": ("sock", "sk_socket"),
+    "OFF_SA_INO": ("socket_alloc", "vfs_inode.i_ino"),
+    "OFF_RSK_LISTENER": ("request_sock", "__req_common.skc_listener"),
 }
 MEANING_6_18 = dict(MEANING, OFF_SK_FLAGS=("sock", "__sk_common.skc_flags"))
 
