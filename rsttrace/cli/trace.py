@@ -77,6 +77,9 @@ from rsttrace.trace import filters
                    "their cause is decided on and show the table (refreshed "
                    "every second on a terminal, once at exit otherwise). "
                    "Keeps up with storms.")
+@click.option("--buffer", type=click.Choice(["ring", "perf"]), hidden=True,
+              help="Force the event buffer (for tests: the perf buffer "
+                   "where the kernel has a ring buffer).")
 @click.argument("expression", nargs=-1)
 def trace(expression, **opts):
     """Trace TCP RSTs sent and received by this host until Ctrl-C.
@@ -155,7 +158,8 @@ def _plan(opts):
     tracer = Tracer(mode=opts["mode"], filters=filt,
                     packets=opts["packets"], buffer_pages=pages,
                     summary_only=opts["summary_only"],
-                    owners=not opts["no_owner"]).plan()
+                    owners=not opts["no_owner"],
+                    buffer=opts["buffer"]).plan()
     return filt, tracer
 
 

@@ -34,28 +34,37 @@ def timestamps(tsval, tsecr):
 
 def tcp_segment(src, dst, sport, dport, seq, ack, flags, payload=b"",
                 window=65535, options=b""):
-    """A TCP header (+ options, payload) for an IPv4 raw socket, checksum
-    filled. `options` must be a multiple of 4 bytes."""
+    """A TCP header (+ options, payload) for a raw socket, checksum filled;
+    src and dst are IPv4 or IPv6 addresses (the pseudo-header follows
+    them). `options` must be a multiple of 4 bytes."""
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF,
                       ack & 0xFFFFFFFF, (5 + len(options) // 4) << 4, flags,
                       window, 0, 0) + options
-    pseudo = (socket.inet_aton(src) + socket.inet_aton(dst) +
-              struct.pack("!BBH", 0, socket.IPPROTO_TCP,
-                          len(hdr) + len(payload)))
+    length = len(hdr) + len(payload)
+    if ":" in src:          # RFC 8200 8.1: addresses, length, next header
+        pseudo = (socket.inet_pton(socket.AF_INET6, src) +
+                  socket.inet_pton(socket.AF_INET6, dst) +
+                  struct.pack("!I3xB", length, socket.IPPROTO_TCP))
+    else:
+        pseudo = (socket.inet_aton(src) + socket.inet_aton(dst) +
+                  struct.pack("!BBH", 0, socket.IPPROTO_TCP, length))
     csum = _checksum(pseudo + hdr + payload)
     return hdr[:16] + struct.pack("!H", csum) + hdr[18:] + payload
 
 
 def send_segment(pair, side, dst_side, sport, dport, seq, ack, flags,
-                 payload=b"", options=b""):
-    """Send one crafted IPv4 segment from `side` to `dst_side`."""
-    src, dst = pair.ipv4[side], pair.ipv4[dst_side]
+                 payload=b"", options=b"", family=4):
+    """Send one crafted segment from `side` to `dst_side` over IPv4 or
+    IPv6 (`family` 4 or 6)."""
+    fam = socket.AF_INET if family == 4 else socket.AF_INET6
+    src, dst = pair.addr(side, fam), pair.addr(dst_side, fam)
     _send_raw(pair, side, socket.IPPROTO_TCP, dst, tcp_segment(
-        src, dst, sport, dport, seq, ack, flags, payload, options=options))
+        src, dst, sport, dport, seq, ack, flags, payload, options=options),
+        fam)
 
 
-def _send_raw(pair, side, proto, dst, data):
-    raw = pair.socket(side, socket.AF_INET, socket.SOCK_RAW, proto)
+def _send_raw(pair, side, proto, dst, data, fam=socket.AF_INET):
+    raw = pair.socket(side, fam, socket.SOCK_RAW, proto)
     try:
         raw.sendto(data, (dst, 0))
     finally:

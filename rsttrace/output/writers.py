@@ -131,7 +131,7 @@ class RowWriter:
         self.stream.flush()
 
     def lost(self, count, total):
-        self.stream.write("LOST %d events (ring buffer full), %d in all\n"
+        self.stream.write("LOST %d events (event buffer full), %d in all\n"
                           % (count, total))
         self.stream.flush()
 

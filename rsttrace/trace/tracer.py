@@ -86,7 +86,7 @@ class Tracer:
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
                  buffer_pages=None, summary_only=False, agg_cflags=(),
-                 owners=True):
+                 owners=True, buffer=None, agg_entries=AGG_ENTRIES):
         self.requested_mode = mode
         self.summary_only = summary_only
         # summary mode: more agg_key fields (metric_labels.cflags)
@@ -95,6 +95,11 @@ class Tracer:
         # record socket owners in the kernel (not needed for counting)
         self.owners = owners and not summary_only
         self.buffer_pages = buffer_pages
+        # "ring" or "perf" forces that event buffer (tests: the perf
+        # buffer path on a kernel that has the ring buffer); None: the ring
+        # buffer where the kernel has one
+        self.buffer = buffer
+        self.agg_entries = agg_entries  # summary mode's map (tests: tiny)
         self.packets = packets
         self.filters = filters or Filters()
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
@@ -133,12 +138,22 @@ class Tracer:
                 "none of rsttrace's hooks exist in this kernel for mode %s: %s"
                 % (self.mode, "; ".join(p.skipped for p in self.placements)),
                 "try another --mode")
-        self.ringbuf = features.ringbuf_supported()
+        self.ringbuf = self._use_ringbuf()
         if self.owners and not features.tracepoint_exists(*OWNER_TRACEPOINT):
             self.warn("no tracepoint %s:%s in this kernel (4.16+): socket "
                       "owners are found only through /proc" % OWNER_TRACEPOINT)
             self.owners = False
         return self
+
+    def _use_ringbuf(self):
+        if self.buffer == "perf":
+            return False
+        if features.ringbuf_supported():
+            return True
+        if self.buffer == "ring":
+            raise RsttraceError("this kernel has no BPF ring buffer (5.8+)",
+                                "leave --buffer out")
+        return False
 
     def cflags(self):
         flags = ["-I" + BPF_DIR,
@@ -150,7 +165,7 @@ class Tracer:
             flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
                       % (self.buffer_pages or RINGBUF_PAGES)]
         if self.summary_only:
-            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
+            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % self.agg_entries]
             flags += self.agg_cflags
         if self.owners:
             flags += ["-DOWNERS", "-DOWNER_ENTRIES=%d" % OWNER_ENTRIES]
@@ -186,7 +201,11 @@ class Tracer:
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
-            self.refresh_symbols()          # note the modules loaded now
+            # bcc keeps one kernel symbol table per process, read at its
+            # first use: one read before this program was loaded (an
+            # earlier tracer's) lacks this program's own frames, which
+            # then took the name of the symbol before them (_einittext).
+            self.refresh_symbols(force=True)
         except Exception:
             self.close()
             raise
@@ -298,8 +317,21 @@ class Tracer:
         and of those the ones the buffer had no room for."""
         table = self.bpf[b"counts"]
         matched = sum(table[table.Key(0)])
-        lost = sum(table[table.Key(1)]) + self.perf_lost
+        # The perf buffer reports the same losses twice over: perf_submit
+        # fails (counted in the kernel) and the buffer later writes a
+        # PERF_RECORD_LOST for them (perf_output_begin(), kernel/events/
+        # ring_buffer.c), which reaches lost_cb only once it has room again.
+        # Where perf_event_output() returned nothing (older kernels),
+        # bpf_perf_event_output() gave 0 on a full buffer and only the
+        # second count exists: the larger of the two is right either way.
+        lost = max(sum(table[table.Key(1)]), self.perf_lost)
         return matched, lost
+
+    def loss_cause(self):
+        """Why events are counted lost: what had no room for them."""
+        if self.summary_only:
+            return "summary map full: %d keys" % self.agg_entries
+        return "buffer full"
 
     def stack(self, stack_key):
         """Kernel addresses of a stack, innermost first; None when the
@@ -314,18 +346,19 @@ class Tracer:
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")
 
-    def refresh_symbols(self):
+    def refresh_symbols(self, force=False):
         """Reload kernel symbols if modules were loaded or unloaded since
         the last look (bcc reads kallsyms once: a module loaded later, such
         as nf_reject_ipv4 when a REJECT rule appears, would be named after
-        whatever symbol precedes it). True when the symbols changed."""
+        whatever symbol precedes it); with `force`, in any case. True when
+        the symbols were dropped for a fresh read."""
         try:
             with open("/proc/modules", "rb") as f:
                 modules = hash(b"".join(line.split(b" ", 1)[0]
                                         for line in f))
         except OSError:
             return False
-        if modules == getattr(self, "_modules", modules):
+        if modules == getattr(self, "_modules", modules) and not force:
             self._modules = modules
             return False
         self._modules = modules

@@ -101,3 +101,21 @@ def test_guest_shows_challenge_acks_reject_and_overflow(runs, suite):
     assert oom["counters"]["a"].get("TcpExt:TCPAbortOnMemory", 0) >= 1
     for r in results:
         assert r["ok"], "%s: %s" % (r["scenario"], r["verdict"])
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_per_event_tests_ran_in_every_mode(runs, suite):
+    """The per-event tests ran, and passed, in kprobe, fentry and tracepoint
+    mode and through the perf buffer: a stock Debian kernel offers them all
+    (scripts/vm-suite sets RSTTRACE_TEST_MODES, so a missing mode fails
+    there instead of leaving its tests out)."""
+    import provoke
+    _, log, _ = runs[suite]
+    causes = len(provoke.cases(4)) + len(provoke.cases(6))   # 13 each
+    for param in ("kprobe", "fentry", "tracepoint", "tracepoint-perf"):
+        passed = re.findall(r"^PASSED tests/integration/test_trace_events\.py"
+                            r"::test_cause\[%s-(?!perf-)[a-z0-9-]+\]$"
+                            % re.escape(param), log, re.M)
+        assert len(passed) == causes, (param, passed, log[-3000:])
+    assert re.search(r"^PASSED tests/integration/test_trace_events\.py::"
+                     r"test_rsttrace_agrees_on_the_modes$", log, re.M)
