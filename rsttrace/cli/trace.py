@@ -6,9 +6,22 @@ import click
 
 from rsttrace.cli.common import MODE_CHOICE, fail, positive
 from rsttrace.errors import RsttraceError, UsageError
-from rsttrace.output.outfile import OutputFile
-from rsttrace.output.stream_errors import ReportingStream, output_error
+from rsttrace.output import rotation
+from rsttrace.output.capture import Capture
 from rsttrace.trace import filters
+
+
+def _size(ctx, param, value):
+    """-C SIZE as tcpdump reads it (rsttrace.output.rotation)."""
+    if value is None:
+        return None
+    size = rotation.size_bytes(value)
+    if size is None:
+        raise click.BadParameter(
+            "%r is not a size: a whole number of MB (millions of bytes), or "
+            "with k, m or g for KiB, MiB, GiB (e.g. 100, 512k)" % value,
+            param_hint="-C")
+    return size
 
 
 @click.command()
@@ -22,7 +35,17 @@ from rsttrace.trace import filters
               help="Rows with every column (hook, reason, task, context), "
                    "wider than 80 columns.")
 @click.option("-o", "--output", metavar="FILE",
-              help="Write events to FILE instead of standard output.")
+              help="Write events to FILE instead of standard output, as "
+                   "they are read, whole lines only. FILE is truncated once "
+                   "the probes are attached.")
+@click.option("-C", "rotate_size", metavar="SIZE", callback=_size,
+              help="With -o: start a new file once one is past SIZE, in MB "
+                   "(millions of bytes; k, m, g suffixes for KiB, MiB, GiB), "
+                   "like tcpdump -C: FILE, FILE.1, FILE.2...")
+@click.option("-W", "keep_files", type=click.IntRange(min=1), metavar="COUNT",
+              help="With -C: keep at most COUNT files, removing the oldest.")
+@click.option("--compress", is_flag=True,
+              help="With -C: gzip each file once it is closed (FILE.1.gz...).")
 @click.option("--port", "ports", multiple=True, metavar="PORT[,PORT]",
               help="Only RSTs with this source or destination port.")
 @click.option("--host", "hosts", multiple=True, metavar="ADDR[,ADDR]",
@@ -60,35 +83,43 @@ from rsttrace.trace import filters
                    "Keeps up with storms.")
 def trace(**opts):
     """Trace TCP RSTs sent and received by this host until Ctrl-C."""
-    out = OutputFile(opts["output"])
+    out = None
     try:
+        out = _capture(opts)
         filt, tracer = _plan(opts)
-        stream = ReportingStream(out.open(), opts["output"] or "stdout")
+        out.open()
         if opts["summary_only"]:
-            _summary_only(tracer, stream, opts, filt)
+            _summary_only(tracer, out, opts, filt)
         else:
-            _stream(tracer, stream, opts, filt)
+            _stream(tracer, out, opts, filt)
+        out.close()
     except RsttraceError as e:
         _discard(out)
         fail(e)
     except BrokenPipeError:
         _discard(out)
         sys.exit(1)
-    try:
-        out.commit()
-    except OSError as e:        # the last flush, on close, found no room
-        _discard(out)
-        fail(output_error(opts["output"], e))
+
+
+def _capture(opts):
+    """The Capture the options ask for; raises on options that need
+    another (-W and --compress need -C, -C needs -o FILE)."""
+    path = opts["output"]
+    if opts["rotate_size"] is None:
+        for given, name in ((opts["keep_files"], "-W"),
+                            (opts["compress"], "--compress")):
+            if given:
+                raise UsageError("%s needs -C SIZE" % name,
+                                 "add -C to rotate files")
+    elif path in (None, "-"):
+        raise UsageError("-C needs -o FILE", "give the file to rotate")
+    return Capture(path, opts["rotate_size"], opts["keep_files"],
+                   opts["compress"])
 
 
 def _discard(out):
-    """Drop the output of a failed run. On a full disk close() fails too,
-    on its flush, but closes the file all the same (io's close() always
-    does); discard() stopped there, so it is asked again, and this time
-    it removes the temporary file. The first error is the one reported."""
-    try:
-        out.discard()
-    except OSError:
+    """Close the output of a failed run, without another error."""
+    if out is not None:
         try:
             out.discard()
         except OSError:
@@ -133,6 +164,7 @@ def _stream(tracer, stream, opts, filt):
                       count=opts["count"], duration=opts["duration"])
     session.start()
     _started(tracer, filt, "tracing")
+    stream.begin()
     session.run()
 
 
@@ -152,4 +184,5 @@ def _summary_only(tracer, stream, opts, filt):
         session.on_tick = redraw
     session.before_close = lambda: writer.summary(counted.summary())
     _started(tracer, filt, "counting in the kernel")
+    stream.begin()
     session.run()

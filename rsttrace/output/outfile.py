@@ -19,7 +19,7 @@ from rsttrace.output import safe_open
 
 def cannot_write(path, e):
     return RsttraceError("cannot write %s (%s)" % (path, e.strerror or e),
-                         "choose a writable path with --output")
+                         "choose a writable path with -o")
 
 
 class OutputFile:

@@ -31,55 +31,69 @@ def _malformed(rec):
     return None
 
 
-def load(path, warn):
-    """(events, lost) of a capture: its event records and the events it
-    says were lost. Records that are not events are skipped with a
-    warning; a file with no events at all is an error."""
-    events, lost, skipped = [], 0, []
-    for n, rec in records.read(path, "`rsttrace trace --json`", warn):
-        kind = rec.get("kind")
-        if kind == "lost" and isinstance(rec.get("count"), int):
-            lost += rec["count"]
-        elif kind in records.EVENT_KINDS and not _malformed(rec):
-            events.append(rec)
-        elif kind not in records.OTHER_KINDS:
-            skipped.append("line %d: %s" % (
-                n, _malformed(rec) if kind in records.EVENT_KINDS
-                else "kind %r" % (kind,)))
-    if skipped:
-        warn("%s: skipped %d records that are not rsttrace events (%s)"
-             % (path, len(skipped), "; ".join(skipped[:3])))
-    return events, lost
+class Tally:
+    """What a report counts, one event record at a time."""
 
+    def __init__(self):
+        self.summary = Summary()
+        self.by_peer = collections.Counter()
+        self.by_port = collections.Counter()
+        self.lost = 0
 
-def summarise(capture, path):
-    """The report of (events, lost) from load()."""
-    events, lost = capture
-    if not events:
-        raise RsttraceError("no events in %s" % path,
-                            "give a capture of `rsttrace trace --json` that "
-                            "saw RSTs")
-    summary = Summary()
-    by_peer = collections.Counter()
-    by_port = collections.Counter()
-    for r in events:
+    def add(self, r):
         if not r.get("cause"):          # older capture: attribute now
             r = dict(r, cause=attribute_record(r)[0])
-        summary.add(r)
+        self.summary.add(r)
         # The peer is the remote end: the destination of an RST we sent,
         # the source of one we received.
         if r["kind"] == "received":
             peer, port = r.get("saddr"), r.get("dport")
         else:
             peer, port = r.get("daddr"), r.get("sport")
-        by_peer[peer or "?"] += 1
-        by_port[port if port is not None else "?"] += 1
+        self.by_peer[peer or "?"] += 1
+        self.by_port[port if port is not None else "?"] += 1
+
+
+def load(paths, warn):
+    """The Tally of a capture: the files of `paths` (one path or several;
+    a rotated set is found from its first file, see
+    records.capture_files), read in order. Records that are not events
+    are skipped with a warning per file."""
+    tally = Tally()
+    for path in records.capture_files([paths] if isinstance(paths, str)
+                                      else paths):
+        skipped, examples = 0, []
+        for n, rec in records.lines(path, "`rsttrace trace --json`", warn):
+            kind = rec.get("kind")
+            if kind == "lost" and isinstance(rec.get("count"), int):
+                tally.lost += rec["count"]
+            elif kind in records.EVENT_KINDS and not _malformed(rec):
+                tally.add(rec)
+            elif kind not in records.OTHER_KINDS:
+                skipped += 1
+                if len(examples) < 3:
+                    examples.append("line %d: %s" % (
+                        n, _malformed(rec) if kind in records.EVENT_KINDS
+                        else "kind %r" % (kind,)))
+        if skipped:
+            warn("%s: skipped %d records that are not rsttrace events (%s)"
+                 % (path, skipped, "; ".join(examples)))
+    return tally
+
+
+def summarise(tally, shown):
+    """The report of a Tally from load(); `shown` names the capture."""
+    if not tally.summary.events:
+        raise RsttraceError("no events in %s" % shown,
+                            "give a capture of `rsttrace trace --json` that "
+                            "saw RSTs")
     return {
-        "events": len(events), "lost": lost,
+        "events": tally.summary.events, "lost": tally.lost,
         "by_cause": [{"cause": c, "count": n, "explanation": explain(c)}
-                     for c, n in summary.by("cause").items()],
-        "by_peer": dict(by_peer.most_common(20)),
-        "by_local_port": {str(k): v for k, v in by_port.most_common(20)},
+                     for c, n in tally.summary.by("cause").items()],
+        "by_peer": dict(tally.by_peer.most_common(20)),
+        "by_local_port": {str(k): v
+                          for k, v in tally.by_port.most_common(20)},
     }
 
 
