@@ -9,13 +9,18 @@ from rsttrace.output import records
 from rsttrace.output.summary import Summary
 from rsttrace.output.tables import table
 
-# The fields report reads, and the JSON types each may have.
-_TYPES = {"kind": (str,), "cause": (str, type(None)),
-          "hook": (str, type(None)), "state": (str, type(None)),
-          "reason": (str, type(None)), "family": (int, type(None)),
-          "saddr": (str, type(None)), "daddr": (str, type(None)),
-          "sport": (int, type(None)), "dport": (int, type(None)),
-          "seg_flags": (str, type(None)), "stack": (list, type(None))}
+# The fields report reads, and the JSON types each may have: those it
+# counts by, and those an older capture without causes is attributed from
+# (Facts.of_record compares linger2 and the backlog with numbers; the other
+# facts are read as true or false, which any value is).
+_NONE = type(None)
+_TYPES = {"kind": (str,), "cause": (str, _NONE), "hook": (str, _NONE),
+          "state": (str, _NONE), "reason": (str, _NONE),
+          "family": (int, _NONE), "saddr": (str, _NONE),
+          "daddr": (str, _NONE), "sport": (int, _NONE), "dport": (int, _NONE),
+          "seg_flags": (str, _NONE), "stack": (list, _NONE),
+          "linger2": (int, float, _NONE), "backlog": (int, _NONE),
+          "backlog_max": (int, _NONE)}
 
 
 def _malformed(rec):

@@ -253,8 +253,11 @@ class Tracer:
         whatever symbol precedes it). True when the symbols changed."""
         try:
             with open("/proc/modules", "rb") as f:
-                modules = hash(b"".join(line.split(b" ", 1)[0]
-                                        for line in f))
+                # name and load address: a module unloaded and loaded
+                # again between two looks is back under the same name,
+                # likely at another address
+                modules = hash(b";".join(b" ".join(line.split()[::5])
+                                         for line in f))
         except OSError:
             return False
         if modules == getattr(self, "_modules", modules):
