@@ -19,6 +19,7 @@ summary), and every sample.
 
 import argparse
 import datetime
+import errno
 import glob
 import gzip
 import json
@@ -72,7 +73,8 @@ def add_addresses(pair):
 
 def spread(pairs, addresses, rate, stop, done):
     """Closed-port SYNs and linger-0 closes between random addresses and
-    ports of `pairs`, `rate` a second, until `stop` is set."""
+    ports of `pairs`, `rate` a second, until `stop` is set; `done` counts
+    those that made their two RSTs."""
     rng = random.Random(1)
     listeners = {}
     for i, pair in enumerate(pairs):
@@ -95,7 +97,9 @@ def spread(pairs, addresses, rate, stop, done):
         try:
             cli.bind((src, 0))
             if rng.random() < 0.6:      # b: no-listener, a: reset-received
-                cli.connect_ex((dst, rng.randrange(20000, 60000)))
+                refused = cli.connect_ex((dst, rng.randrange(20000, 60000)))
+                if refused != errno.ECONNREFUSED:
+                    continue
             else:                       # a: linger-zero, b: reset-received
                 cli.connect((dst, LISTEN_PORT))
                 srv, _ = listeners[i, fam].accept()
@@ -104,7 +108,7 @@ def spread(pairs, addresses, rate, stop, done):
                 cli.close()
                 srv.close()
         except OSError:
-            pass
+            continue                    # counted only when it made its RSTs
         finally:
             cli.close()
             pair.close_sockets()
@@ -169,6 +173,8 @@ def last_summary(path):
 
 def run(a, workdir):
     pairs = [NamespacePair().create() for _ in range(4)]
+    stop = multiprocessing.Event()
+    gens, proc = [], None
     try:
         addresses = [add_addresses(p) for p in pairs[:2]]
         cap = os.path.join(workdir, "cap.jsonl")
@@ -182,11 +188,10 @@ def run(a, workdir):
             if proc.poll() is not None:
                 raise RuntimeError(open(err.name).read())
             time.sleep(0.2)
-        stop = multiprocessing.Event()
         counts = [multiprocessing.Value("l", 0) for _ in range(2)]
-        gens = [multiprocessing.Process(target=spread, args=(
+        gens = [multiprocessing.Process(target=spread, daemon=True, args=(
                     pairs[:2], addresses, a.rate, stop, counts[0])),
-                multiprocessing.Process(target=catalogue, args=(
+                multiprocessing.Process(target=catalogue, daemon=True, args=(
                     pairs[2:], stop, counts[1]))]
         for g in gens:
             g.start()
@@ -194,9 +199,6 @@ def run(a, workdir):
         stop.set()
         for g in gens:
             g.join(30)
-            if g.is_alive():
-                g.kill()
-                g.join()
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(120)
@@ -206,6 +208,14 @@ def run(a, workdir):
         files = len(glob.glob(cap + "*"))
         return samples, last_summary(cap), [c.value for c in counts], files
     finally:
+        stop.set()
+        for g in gens:
+            if g.is_alive():
+                g.kill()
+                g.join()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         for p in pairs:
             p.close()
 
