@@ -172,7 +172,7 @@ def test_sigterm_flushes_summary(pair):
     assert "2 events, 0 lost" in out
 
 
-def test_output_file_written_whole(pair, tmp_path):
+def test_output_file_holds_the_events_and_nothing_beside_it(pair, tmp_path):
     path = tmp_path / "rst.jsonl"
     run = Running("--json", "-o", str(path), *ns_args(pair))
     traffic.closed_port(pair, 4)
