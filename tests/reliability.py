@@ -99,10 +99,12 @@ FAULTS = [
           "the module loaded again, %d more REJECTed (stock kernels in the "
           "VM suite; this host's kernel has no modules)"
           % (MODULE_ROUNDS, MODULE_ROUNDS),
-          "every RST before, between and after is reported, REJECTs after "
-          "the reload with the module's frames named; exit 0 and no BPF "
-          "left loaded",
-          "nothing",
+          "every RST before, between and after is reported, the REJECTs "
+          "before and after the reload with the module's frames named "
+          "(read before each unload); exit 0",
+          "nothing read. Not named: frames of a module unloaded before "
+          "rsttrace read their event (bcc names such addresses after the "
+          "nearest symbol it still knows)",
           ["tests/integration/test_modules.py::"
            "test_module_unloaded_and_reloaded_during_a_trace"]),
     Fault("another user's symlink or file at an output name",

@@ -140,6 +140,10 @@ class Tracer:
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
             self.refresh_symbols()          # note the modules loaded now
+            # and read kernel symbols now rather than at the first event
+            # (a second or more on a slow machine): a module's frames are
+            # named only while it is loaded, so the sooner the better
+            self.ksym(0)
         except Exception:
             self.close()
             raise
