@@ -77,6 +77,14 @@ FAULTS = [
           "as lost, in FILE and in the summary",
           ["tests/integration/test_capture_faults.py::"
            "test_sigterm_mid_storm_writes_everything_read"]),
+    Fault("a signal the moment tracing starts",
+          "SIGINT or SIGTERM (3 times each) as soon as `trace` says "
+          "\"tracing in\", as a script that waits for the line does",
+          "exit 0, FILE whole with its summary (it used to end in "
+          "\"Aborted!\", exit 1, most times; once a signal was lost and "
+          "the run went on)",
+          "-", ["tests/integration/test_cli.py::"
+                "test_a_signal_right_after_the_banner_stops_cleanly"]),
     Fault("disk full mid-run",
           "-o FILE on a %d KiB tmpfs (a private mount namespace), %d SYNs to "
           "a closed port" % (FULL_DISK_KIB, FULL_DISK_SYNS),

@@ -1,5 +1,6 @@
 """`rsttrace trace`: RSTs as they happen, or counted in the kernel."""
 
+import signal
 import sys
 
 import click
@@ -145,7 +146,15 @@ def _plan(opts):
     return filt, tracer
 
 
-def _started(tracer, filt, doing):
+def _started(tracer, filt, doing, session):
+    """Say that tracing runs. From this line on a script may stop the run
+    (it waits for the line, then signals): Ctrl-C and SIGTERM stop it
+    cleanly from here, not only once the session's loop has begun (a
+    signal in between ended the run with "Aborted!", exit 1)."""
+    def stop(signum, frame):
+        session.stopping = True
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
     click.echo("rsttrace: %s in %s mode (%s); filters: %s; Ctrl-C to stop"
                % (doing, tracer.mode, ", ".join(
                    p.hook.name for p in tracer.attached()), filt.describe()),
@@ -163,7 +172,7 @@ def _stream(tracer, stream, opts, filt):
     session = Session(tracer, writer, summary=opts["summary"],
                       count=opts["count"], duration=opts["duration"])
     session.start()
-    _started(tracer, filt, "tracing")
+    _started(tracer, filt, "tracing", session)
     stream.begin()
     session.run()
 
@@ -183,6 +192,6 @@ def _summary_only(tracer, stream, opts, filt):
     if stream.isatty() and not opts["as_json"]:
         session.on_tick = redraw
     session.before_close = lambda: writer.summary(counted.summary())
-    _started(tracer, filt, "counting in the kernel")
+    _started(tracer, filt, "counting in the kernel", session)
     stream.begin()
     session.run()
