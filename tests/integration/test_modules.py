@@ -102,7 +102,9 @@ def pair():
     before = loaded()
     with NamespacePair() as p:
         yield p
-    if not set(MODULES) & before:       # put back as found
+    if set(MODULES) & before:           # put back as found
+        subprocess.run(["modprobe", "nft_reject_inet"], check=True)
+    else:
         unload()
 
 
