@@ -11,7 +11,7 @@
  *                                             checked against the kernel's BTF
  *   OFF_*                                     struct offsets from BTF
  *   SOCK_LINGER_BIT, USE_RINGBUF, FILTER_*,
- *   SUMMARY_ONLY                              see below
+ *   SUMMARY_ONLY, OWNERS                      see below
  * so nothing here depends on the layout of the header tree bcc compiles with.
  */
 #include <uapi/linux/ptrace.h>
@@ -24,6 +24,7 @@
 #include <linux/tcp.h>
 #include <linux/skbuff.h>
 #include <linux/netdevice.h>
+#include <net/request_sock.h>
 #endif
 
 #include "rsttrace.h"
@@ -77,6 +78,29 @@ BPF_ARRAY(filter_comm, struct comm16, 1);
 #endif
 #ifdef FILTER_NETNS
 BPF_HASH(filter_netns, u32, u8, FILTER_MAX);
+#endif
+
+#ifdef OWNERS
+/* Who owns a socket, by its address: the process that last listened on,
+ * connected or closed it (on_sock_set_state() records it; read_owner()
+ * reads it). LRU: the sockets used least are forgotten first. */
+struct owner {
+	u32 pid;
+	char comm[16];
+};
+BPF_TABLE("lru_hash", u64, struct owner, sock_owners, OWNER_ENTRIES);
+/* The same for closed connections, by connection: the TIME_WAIT remnant
+ * of a socket (inet_twsk_alloc(), which is also how an orphan waits in
+ * FIN_WAIT2) is another object, with the same connection. */
+struct conn_key {
+	u8 local[16];
+	u8 remote[16];
+	u32 netns;
+	u16 lport;
+	u16 rport;
+};
+BPF_TABLE("lru_hash", struct conn_key, struct owner, conn_owners,
+	  OWNER_ENTRIES);
 #endif
 
 #ifdef HOOK_TP_NET_DEV_QUEUE
@@ -170,25 +194,22 @@ static __always_inline int is_v4_mapped(const u8 *a)
 	return lo == 0 && mid == bpf_htonl(0x0000ffff);
 }
 
-/* Socket side: fields every socket-like object has (struct sock_common is
- * the head of full, request and timewait sockets alike). */
-static __always_inline void read_sock_common(struct rst_event *ev,
-					     const void *sk, u8 *local,
-					     u8 *remote, u16 *lport,
-					     u16 *rport)
+/* The connection of any socket-like object (struct sock_common is the
+ * head of full, request and timewait sockets alike): local and remote
+ * address (IPv4 v4-mapped) and port, and the namespace's inode. Returns
+ * the family on the wire (4, 6; 0: neither). */
+static __always_inline u8 read_conn(const void *sk, u8 *local, u8 *remote,
+				    u16 *lport, u16 *rport, u32 *netns)
 {
 	u16 family = 0, dport = 0, num = 0;
-	u8 state = 0;
 	void *net = NULL;
 
 	READ(family, sk + OFF_SKC_FAMILY);
-	READ(state, sk + OFF_SKC_STATE);
 	READ(dport, sk + OFF_SKC_DPORT);
 	READ(num, sk + OFF_SKC_NUM);
 	READ(net, sk + OFF_SKC_NET);
 	if (net)
-		READ(ev->netns, net + OFF_NET_INUM);
-	ev->state = state;
+		READ(*netns, net + OFF_NET_INUM);
 	*lport = num;
 	*rport = bpf_ntohs(dport);
 	if (family == AF_INET) {
@@ -197,13 +218,28 @@ static __always_inline void read_sock_common(struct rst_event *ev,
 		put_v4(local, a);
 		READ(a, sk + OFF_SKC_DADDR);
 		put_v4(remote, a);
-		ev->family = 4;
-	} else if (family == AF_INET6) {
+		return 4;
+	}
+	if (family == AF_INET6) {
 		bpf_probe_read_kernel(local, 16, sk + OFF_SKC_V6_RCV_SADDR);
 		bpf_probe_read_kernel(remote, 16, sk + OFF_SKC_V6_DADDR);
 		/* A dual-stack socket carrying IPv4 is IPv4 on the wire. */
-		ev->family = is_v4_mapped(remote) ? 4 : 6;
+		return is_v4_mapped(remote) ? 4 : 6;
 	}
+	return 0;
+}
+
+/* Socket side: fields every socket-like object has. */
+static __always_inline void read_sock_common(struct rst_event *ev,
+					     const void *sk, u8 *local,
+					     u8 *remote, u16 *lport,
+					     u16 *rport)
+{
+	u8 state = 0;
+
+	READ(state, sk + OFF_SKC_STATE);
+	ev->state = state;
+	ev->family = read_conn(sk, local, remote, lport, rport, &ev->netns);
 }
 
 /* Full sockets only (not TIME_WAIT, not NEW_SYN_RECV request socks):
@@ -395,6 +431,46 @@ static __always_inline u8 facts_of(const struct rst_event *ev)
 	return f;
 }
 
+#ifdef OWNERS
+/* The socket's owner as recorded (EV_OWNER) and the inode of its file
+ * (user space finds the holders of a socket not recorded by that inode in
+ * /proc/PID/fd). A request sock (NEW_SYN_RECV) stands for its listener; a
+ * timewait sock has no file, and its owner is found by its connection. */
+static __always_inline void read_owner(struct rst_event *ev, const void *sk,
+				       const u8 *local, const u8 *remote,
+				       u16 lport, u16 rport)
+{
+	u64 key = (u64)sk;
+	void *sock = NULL;
+	unsigned long ino = 0;
+	struct owner *o;
+
+	if (ev->state == TCPS_TIME_WAIT) {
+		struct conn_key c = {};
+		__builtin_memcpy(c.local, local, 16);
+		__builtin_memcpy(c.remote, remote, 16);
+		c.netns = ev->netns;
+		c.lport = lport;
+		c.rport = rport;
+		o = conn_owners.lookup(&c);
+	} else {
+		if (ev->state == TCPS_NEW_SYN_RECV)
+			READ(key, sk + OFF_RSK_LISTENER);
+		READ(sock, (const void *)key + OFF_SK_SOCKET);
+		if (sock) {
+			READ(ino, sock + OFF_SA_INO);   /* socket_alloc */
+			ev->sock_ino = ino;
+		}
+		o = sock_owners.lookup(&key);
+	}
+	if (o) {
+		ev->owner_pid = o->pid;
+		__builtin_memcpy(ev->owner_comm, o->comm, 16);
+		ev->flags |= EV_OWNER;
+	}
+}
+#endif
+
 /*
  * The one handler behind every hook.
  *   kind:   KIND_SENT, KIND_RECEIVED or KIND_CHALLENGE_ACK
@@ -517,6 +593,10 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		return 0;
 	count(COUNT_MATCHED);
 	ev.stack_key = stack_key(ctx);
+#if defined(OWNERS) && !defined(SUMMARY_ONLY)
+	if (sk)
+		read_owner(&ev, sk, local, remote, lport, rport);
+#endif
 
 	ev.facts = facts_of(&ev);
 
@@ -709,5 +789,48 @@ int on_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	if (!(tflags & TCPF_RST))
 		return 0;
 	return handle(ctx, KIND_SENT, HOOK_ID_TP_NET_DEV_QUEUE, NULL, skb, -1);
+}
+#endif
+
+#ifdef OWNERS
+/*
+ * sock:inet_sock_set_state, TP_PROTO(const struct sock *sk,
+ * const int oldstate, const int newstate) (4.16+), fired by every TCP
+ * state change (inet_sk_state_store()); always a raw tracepoint, whatever
+ * the mode. These states are entered only by a system call, in the process
+ * that makes it, so the current task is the socket's owner:
+ *   LISTEN     inet_csk_listen_start(), from listen()
+ *   SYN_SENT   tcp_v4_connect() / tcp_v6_connect(), from connect()
+ *   FIN_WAIT1, LAST_ACK  tcp_close_state(), from close() and shutdown()
+ * (ESTABLISHED, FIN_WAIT2, CLOSE... are entered in softirq as well, where
+ * the current task is anyone). A closing connection is also recorded by
+ * its addresses, for its TIME_WAIT remnant. A socket made by accept() is
+ * born in softirq, as a copy of its listener: inet_csk_clone_lock() moves
+ * it from LISTEN to SYN_RECV. An owner recorded for an earlier socket at
+ * the same address is dropped then; the new one is found by its file.
+ */
+int on_sock_set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	u64 sk = ctx->args[0];
+	int oldstate = (int)ctx->args[1], newstate = (int)ctx->args[2];
+	struct owner o = {};
+	struct conn_key c = {};
+
+	if (oldstate == TCPS_LISTEN && newstate == TCPS_SYN_RECV) {
+		sock_owners.delete(&sk);
+		return 0;
+	}
+	if (newstate != TCPS_LISTEN && newstate != TCPS_SYN_SENT &&
+	    newstate != TCPS_FIN_WAIT1 && newstate != TCPS_LAST_ACK)
+		return 0;
+	o.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(&o.comm, sizeof(o.comm));
+	sock_owners.update(&sk, &o);
+	if (newstate == TCPS_FIN_WAIT1 || newstate == TCPS_LAST_ACK) {
+		read_conn((const void *)sk, c.local, c.remote, &c.lport,
+			  &c.rport, &c.netns);
+		conn_owners.update(&c, &o);
+	}
+	return 0;
 }
 #endif

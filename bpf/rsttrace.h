@@ -10,7 +10,11 @@
 
 /* TCP states (include/net/tcp_states.h, stable ABI via inet_diag) */
 #define TCPS_ESTABLISHED 1
+#define TCPS_SYN_SENT 2
+#define TCPS_SYN_RECV 3
+#define TCPS_FIN_WAIT1 4
 #define TCPS_TIME_WAIT 6
+#define TCPS_LAST_ACK 9
 #define TCPS_LISTEN 10
 #define TCPS_NEW_SYN_RECV 12
 
@@ -46,6 +50,8 @@
 #define EV_LINGER 0x08    /* SOCK_LINGER set: lingertime valid */
 #define EV_PACKET 0x10    /* packet parsed: seg_* fields valid */
 #define EV_SEQ 0x20       /* seq/ack valid */
+#define EV_OWNER 0x40     /* owner_pid/owner_comm: the socket's recorded
+                             owner (its listener's, for a request sock) */
 
 #define FILTER_MAX 256
 
@@ -139,6 +145,9 @@ struct rst_event {
 	u8 facts;         /* FACT_* */
 	u8 pad;
 	char comm[16];
+	u32 owner_pid;    /* the socket's owner (EV_OWNER), see sock_owners */
+	u32 sock_ino;     /* inode of the socket's file, 0: none (orphaned) */
+	char owner_comm[16];
 };
 
 #endif

@@ -15,7 +15,11 @@ AF_INET6 = 10
 
 # include/net/tcp_states.h, stable (exported to user space by inet_diag)
 TCPS_ESTABLISHED = 1
+TCPS_SYN_SENT = 2
+TCPS_SYN_RECV = 3
+TCPS_FIN_WAIT1 = 4
 TCPS_TIME_WAIT = 6
+TCPS_LAST_ACK = 9
 TCPS_LISTEN = 10
 TCPS_NEW_SYN_RECV = 12
 TCP_STATES = {
@@ -74,6 +78,7 @@ EV_LISTENER = 0x04
 EV_LINGER = 0x08
 EV_PACKET = 0x10
 EV_SEQ = 0x20
+EV_OWNER = 0x40
 
 # rst_event.facts and agg_key.facts: what attribution decides on, computed
 # once in the kernel (facts_of() in bpf/rsttrace.bpf.c; rsttrace/facts.py)
@@ -108,7 +113,8 @@ RAW_FIELDS = (
     ("linger2", "i"), ("sport", "H"), ("dport", "H"), ("saddr", "16s"),
     ("daddr", "16s"), ("family", "B"), ("kind", "B"), ("hook", "B"),
     ("state", "B"), ("flags", "B"), ("seg_flags", "B"), ("facts", "B"),
-    ("pad", "B"), ("comm", "16s"))
+    ("pad", "B"), ("comm", "16s"), ("owner_pid", "I"), ("sock_ino", "I"),
+    ("owner_comm", "16s"))
 RAW_STRUCT = struct.Struct("@" + "".join(f for _, f in RAW_FIELDS))
 RawEvent = collections.namedtuple("RawEvent", [n for n, _ in RAW_FIELDS])
 # sizeof(struct rst_event): the members plus the tail padding to its

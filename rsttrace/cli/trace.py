@@ -58,6 +58,17 @@ def _size(ctx, param, value):
 @click.option("--netns", "netns", multiple=True, metavar="NS",
               help="Only this network namespace: inode, `ip netns` name, "
                    "or /proc/PID/ns/net.")
+@click.option("--container", "containers", multiple=True,
+              metavar="NAME|ID",
+              help="Only RSTs in this container's network namespace "
+                   "(podman, docker, containerd, CRI-O; followed as it "
+                   "restarts).")
+@click.option("--pod", "pods", multiple=True, metavar="[NS/]NAME",
+              help="Only RSTs in this pod's network namespace.")
+@click.option("--no-owner", is_flag=True,
+              help="Leave out who is behind each RST (owner, namespace "
+                   "name, container, pod): no probe on TCP state changes, "
+                   "no /proc lookups.")
 @click.option("-4", "ipv4", is_flag=True, help="IPv4 only.")
 @click.option("-6", "ipv6", is_flag=True, help="IPv6 only.")
 @click.option("--duration", type=float, callback=positive,
@@ -140,13 +151,44 @@ def _plan(opts):
     if opts["summary_only"] and opts["count"]:
         raise UsageError("--count needs the event stream",
                          "use --duration with --summary-only")
+    filt.netns_dynamic = bool(opts["containers"] or opts["pods"])
     tracer = Tracer(mode=opts["mode"], filters=filt,
                     packets=opts["packets"], buffer_pages=pages,
-                    summary_only=opts["summary_only"]).plan()
+                    summary_only=opts["summary_only"],
+                    owners=not opts["no_owner"]).plan()
     return filt, tracer
 
 
-def _started(tracer, filt, doing, session):
+def _who(opts, filt):
+    """(enricher or None, selection or None) for the options."""
+    from rsttrace.context.containers import ContainerIndex
+    from rsttrace.context.enrich import Enricher
+    from rsttrace.context.procfs import Proc
+    from rsttrace.context.select import Selection
+    proc = Proc()
+    index = ContainerIndex(proc)
+    selection = Selection(index, opts["containers"], opts["pods"],
+                          filt.netns) or None
+    enricher = None if opts["no_owner"] or opts["summary_only"] else \
+        Enricher(proc, index)
+    return enricher, selection
+
+
+def _follow(session, selection, also=None):
+    """Keep the kernel's netns filter on the selected containers and pods,
+    now and at every tick."""
+    def tick():
+        for spec in selection.apply(session.tracer):
+            click.echo("rsttrace: no running container or pod %s in its own "
+                       "network namespace (yet); waiting for it" % spec,
+                       err=True)
+        if also is not None:
+            also()
+    tick()
+    session.on_tick = tick
+
+
+def _started(tracer, filt, doing, session, selection=None):
     """Say that tracing runs. From this line on a script may stop the run
     (it waits for the line, then signals): Ctrl-C and SIGTERM stop it
     cleanly from here, not only once the session's loop has begun (a
@@ -155,9 +197,13 @@ def _started(tracer, filt, doing, session):
         session.stopping = True
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, stop)
+    chosen = filt.describe()
+    if selection:
+        chosen = selection.describe() if chosen == "none" else \
+            chosen + ", " + selection.describe()
     click.echo("rsttrace: %s in %s mode (%s); filters: %s; Ctrl-C to stop"
                % (doing, tracer.mode, ", ".join(
-                   p.hook.name for p in tracer.attached()), filt.describe()),
+                   p.hook.name for p in tracer.attached()), chosen),
                err=True)
     for why in tracer.visibility().blind_spots().values():
         click.echo("rsttrace: not seen here: %s" % why, err=True)
@@ -169,10 +215,14 @@ def _stream(tracer, stream, opts, filt):
     stacks = not opts["no_stack"]
     writer = JsonWriter(stream, stacks=stacks) if opts["as_json"] else \
         RowWriter(stream, stacks=stacks, wide=opts["wide"])
+    enricher, selection = _who(opts, filt)
     session = Session(tracer, writer, summary=opts["summary"],
-                      count=opts["count"], duration=opts["duration"])
+                      count=opts["count"], duration=opts["duration"],
+                      enricher=enricher)
     session.start()
-    _started(tracer, filt, "tracing", session)
+    if selection:
+        _follow(session, selection)
+    _started(tracer, filt, "tracing", session, selection)
     stream.begin()
     session.run()
 
@@ -191,7 +241,10 @@ def _summary_only(tracer, stream, opts, filt):
         stream.flush()
     if stream.isatty() and not opts["as_json"]:
         session.on_tick = redraw
+    _, selection = _who(opts, filt)
+    if selection:
+        _follow(session, selection, session.on_tick)
     session.before_close = lambda: writer.summary(counted.summary())
-    _started(tracer, filt, "counting in the kernel", session)
+    _started(tracer, filt, "counting in the kernel", session, selection)
     stream.begin()
     session.run()

@@ -52,6 +52,16 @@ FIELDS = {
     "OFF_SKB_IIF": ("sk_buff", ["skb_iif"], 4),
     # struct net_device: nd_net is a possible_net_t { struct net *net; }
     "OFF_DEV_NET": ("net_device", ["nd_net.net"], 8),
+    # The socket's owner (rsttrace/context/owner.py): sk->sk_socket is the
+    # struct socket of its file (NULL once orphaned), embedded in a struct
+    # socket_alloc with its inode (include/net/sock.h; `socket` is its first
+    # member, so the two share an address); the inode number is what
+    # /proc/PID/fd/N names as socket:[N].
+    "OFF_SK_SOCKET": ("sock", ["sk_socket"], 8),
+    "OFF_SA_INO": ("socket_alloc", ["vfs_inode.i_ino"], 8),
+    # a request sock (NEW_SYN_RECV) belongs to its listener:
+    # `#define rsk_listener __req_common.skc_listener` (request_sock.h)
+    "OFF_RSK_LISTENER": ("request_sock", ["__req_common.skc_listener"], 8),
 }
 
 # What the header fallback (OFFSETS_FROM_HEADERS) uses instead: C
@@ -87,6 +97,9 @@ HEADER_EXPRESSIONS = {
     "OFF_SKB_SK": "offsetof(struct sk_buff, sk)",
     "OFF_SKB_IIF": "offsetof(struct sk_buff, skb_iif)",
     "OFF_DEV_NET": "offsetof(struct net_device, nd_net)",
+    "OFF_SK_SOCKET": "offsetof(struct sock, sk_socket)",
+    "OFF_SA_INO": "offsetof(struct socket_alloc, vfs_inode.i_ino)",
+    "OFF_RSK_LISTENER": "offsetof(struct request_sock, __req_common.skc_listener)",
 }
 
 

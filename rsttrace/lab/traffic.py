@@ -164,6 +164,33 @@ def unblock_input(pair, side):
     pair.nft(side, "delete table inet rsttrace_in")
 
 
+def overflow(pair, port, shrink):
+    """Two handshakes reach their final ACK at a listener on `port` in b
+    whose accept queue is full. Deterministic: the SYNs meet an open queue
+    (a SYN meeting a full queue, or a full request queue, is dropped or
+    answered with a syncookie, which never resets), the clients' final
+    ACKs are held back while shrink() cuts the backlog (a second listen()
+    with 0: room for one), then let through with data: the second meets a
+    full queue. Returns the two client sockets."""
+    block_output(pair, "a", "tcp flags & (syn|ack) == ack")
+    clients = []
+    for _ in range(2):
+        c = pair.socket("a")
+        c.setblocking(False)
+        c.connect_ex((pair.ipv4["b"], port))
+        clients.append(c)
+    time.sleep(0.2)
+    shrink()
+    unblock(pair, "a")
+    for c in clients:                   # data carries the final ACK
+        try:
+            c.send(b"hello")
+        except OSError:     # reset already: in a slow guest, b's SYN-ACK
+            pass            # retransmit (1 s) drew the ACK early
+        time.sleep(0.1)
+    return clients
+
+
 def stuffed(pair):
     """A connection whose client has data it cannot send: the server reads
     nothing and its small receive buffer closes the window."""

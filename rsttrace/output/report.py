@@ -7,7 +7,8 @@ from rsttrace.causes import CAUSES, explain
 from rsttrace.errors import RsttraceError
 from rsttrace.output import records
 from rsttrace.output.summary import Summary
-from rsttrace.output.tables import table
+from rsttrace.output.tables import (container_text, owner_text, pod_text,
+                                    table)
 
 # The fields report reads, and the JSON types each may have: those it
 # counts by, and those an older capture without causes is attributed from
@@ -20,7 +21,12 @@ _TYPES = {"kind": (str,), "cause": (str, _NONE), "hook": (str, _NONE),
           "daddr": (str, _NONE), "sport": (int, _NONE), "dport": (int, _NONE),
           "seg_flags": (str, _NONE), "stack": (list, _NONE),
           "linger2": (int, float, _NONE), "backlog": (int, _NONE),
-          "backlog_max": (int, _NONE)}
+          "backlog_max": (int, _NONE), "owner_pid": (int, _NONE),
+          "owner_comm": (str, _NONE), "owner_source": (str, _NONE),
+          "container": (dict, _NONE), "pod": (dict, _NONE)}
+# ... and inside `container` and `pod`
+_WHO_TYPES = {"container": {"name": (str, _NONE), "id": (str, _NONE)},
+              "pod": {"namespace": (str, _NONE), "name": (str, _NONE)}}
 
 
 def _malformed(rec):
@@ -29,11 +35,28 @@ def _malformed(rec):
         if key in rec and (not isinstance(rec[key], types) or
                            isinstance(rec[key], bool)):
             return "%s is %s" % (key, type(rec[key]).__name__)
+    for key, types in _WHO_TYPES.items():
+        for sub, allowed in types.items():
+            if not isinstance((rec.get(key) or {}).get(sub), allowed):
+                return "%s.%s is %s" % (key, sub, type(
+                    rec[key][sub]).__name__)
     if rec.get("cause") is not None and rec["cause"] not in CAUSES:
         return "cause %r is not one of rsttrace's" % rec["cause"][:40]
     if any(not isinstance(f, str) for f in rec.get("stack") or ()):
         return "stack holds something other than frame names"
     return None
+
+
+def _owner(rec):
+    """An event's owner as counted: comm[pid], else why it has none."""
+    if rec.get("owner_pid") is None and rec.get("owner_source"):
+        return "none (%s)" % rec["owner_source"]
+    return owner_text(rec)
+
+
+# report key -> an event's value for it (`-`: none, or an older capture)
+WHO = {"by_owner": _owner, "by_container": container_text,
+       "by_pod": pod_text}
 
 
 class Tally:
@@ -43,6 +66,7 @@ class Tally:
         self.summary = Summary()
         self.by_peer = collections.Counter()
         self.by_port = collections.Counter()
+        self.by_who = {k: collections.Counter() for k in WHO}
         self.lost = 0
 
     def add(self, r):
@@ -57,6 +81,8 @@ class Tally:
             peer, port = r.get("daddr"), r.get("sport")
         self.by_peer[peer or "?"] += 1
         self.by_port[port if port is not None else "?"] += 1
+        for key, text in WHO.items():
+            self.by_who[key][text(r)] += 1
 
 
 def load(paths, warn):
@@ -99,6 +125,7 @@ def summarise(tally, shown):
         "by_peer": dict(tally.by_peer.most_common(20)),
         "by_local_port": {str(k): v
                           for k, v in tally.by_port.most_common(20)},
+        **{key: dict(c.most_common(20)) for key, c in tally.by_who.items()},
     }
 
 
@@ -110,4 +137,8 @@ def as_text(rep):
     parts.append(table(rep["by_peer"].items(), ["peer", "events"]))
     parts.append(table(rep["by_local_port"].items(),
                        ["local port", "events"]))
+    for key, heading in (("by_owner", "owner"), ("by_container", "container"),
+                         ("by_pod", "pod")):
+        if set(rep[key]) - {"-"}:       # a capture with who-fields
+            parts.append(table(rep[key].items(), [heading, "events"]))
     return "\n\n".join(parts)

@@ -26,3 +26,45 @@ def table(rows, headers, widths=()):
     return tabulate([[wrap(c, widths[i] if i < len(widths) else None)
                       for i, c in enumerate(row)] for row in rows],
                     headers=headers)
+
+
+def owner_text(record):
+    """The socket's owner as `comm[pid]`, `-` when there is none."""
+    if record.get("owner_pid") is None:
+        return "-"
+    return "%s[%s]" % (record.get("owner_comm") or "?", record["owner_pid"])
+
+
+def container_text(record):
+    """A container by name (else its short ID), `-` for none."""
+    ctr = record.get("container")
+    if not ctr:
+        return "-"
+    return ctr.get("name") or (ctr.get("id") or "?")[:12]
+
+
+def pod_text(record):
+    pod = record.get("pod")
+    if not pod:
+        return "-"
+    return "%s/%s" % (pod["namespace"], pod["name"]) if pod.get("namespace") \
+        else pod.get("name") or "?"
+
+
+def who_text(record):
+    """Who is behind an RST, in one line (None when rsttrace was told not
+    to find out): owner, or why none; container, pod, namespace name."""
+    source = record.get("owner_source")
+    if source is None:
+        return None
+    parts = ["owner " + owner_text(record) if record.get("owner_pid")
+             is not None else "no owner (%s)" % source]
+    if record.get("container"):
+        parts.append("container %s (%s)" % (container_text(record),
+                                            record["container"].get("runtime")
+                                            or "?"))
+    if record.get("pod"):
+        parts.append("pod " + pod_text(record))
+    if record.get("netns_name"):
+        parts.append("netns " + record["netns_name"])
+    return ", ".join(parts)

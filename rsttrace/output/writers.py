@@ -13,7 +13,8 @@ rsttrace/cli/trace.py.
 import json
 import textwrap
 
-from rsttrace.output.tables import endpoint
+from rsttrace.output.tables import (container_text, endpoint, owner_text,
+                                    who_text)
 
 # The record's keys that repeat within a storm (a few causes, explanations
 # and stacks): JsonWriter encodes them once per combination.
@@ -69,7 +70,8 @@ class JsonWriter:
 
 
 # (heading, width, value of a record). The default row fits 80 columns
-# (IPv4); --wide adds the hook, reason, task and context.
+# (IPv4), with who is behind the RST on the line below it; --wide adds the
+# hook, reason, task, context, owner and container as columns.
 _TIME = ("TIME", 12, lambda r: r["time"][11:23])
 _KIND = ("KIND", 8, lambda r: r["kind"])
 _STATE = ("STATE", 11, lambda r: r["state"] or "-")
@@ -81,7 +83,8 @@ WIDE = (("TIME", 15, lambda r: r["time"][11:26]), _KIND,
         ("REASON", 18, lambda r: r["reason"] or "-"),
         ("SOURCE", 27, _SOURCE[2]), ("DEST", 27, _DEST[2]),
         ("PID", 7, lambda r: r["pid"]), ("COMM", 15, lambda r: r["comm"]),
-        ("CTX", 7, lambda r: r["context"] or "-"))
+        ("CTX", 7, lambda r: r["context"] or "-"),
+        ("OWNER", 22, owner_text), ("CONTAINER", 16, container_text))
 LINE_WIDTH = 79
 
 
@@ -107,6 +110,11 @@ class RowWriter:
             out.append(self._line([h for h, _, _ in self.columns]))
             self.header_done = True
         out.append(self._line([get(record) for _, _, get in self.columns]))
+        who = None if self.wide else who_text(record)
+        if who:
+            out.append("\n".join(textwrap.wrap(
+                who, LINE_WIDTH, initial_indent="    ",
+                subsequent_indent="      ")))
         if record.get("cause"):
             text = "cause: %s: %s" % (record["cause"],
                                       record["explanation"])

@@ -15,10 +15,15 @@ from rsttrace.trace.stacks import context_of, kernel_path, own_frames
 
 # Every key of an event record, in output order.
 FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
-          "daddr", "dport", "state", "reason", "netns", "pid", "comm",
-          "context", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
+          "daddr", "dport", "state", "reason", "netns", "netns_name",
+          "container", "pod", "pid", "comm", "context", "owner_pid",
+          "owner_comm", "owner_source", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
           "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
           "cause", "explanation", "stack")
+# The keys rsttrace.context fills (who is behind the RST); optional in
+# schema 1, which they joined later (docs/record.schema.json).
+WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
+              "owner_source")
 
 # Caches, each bounded, and each kept because a storm repeats its values
 # (few stacks, peers and names) while the first computation is costly:
@@ -146,9 +151,17 @@ class Decoder:
             "state": state,
             "reason": reason,
             "netns": ev.netns or None,
+            # who: filled by rsttrace.context.Enricher (from ev's owner
+            # fields, /proc and the container runtimes' state)
+            "netns_name": None,
+            "container": None,
+            "pod": None,
             "pid": ev.pid,
             "comm": _comm(ev.comm),
             "context": context,
+            "owner_pid": None,
+            "owner_comm": None,
+            "owner_source": None,
             "seq": ev.seq if seq_ok else None,
             "ack": ev.ack if seq_ok else None,
             "rcv_unread": ev.rcv_unread if tcp_sock else None,

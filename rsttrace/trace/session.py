@@ -23,8 +23,10 @@ POLL_BUDGET_S = 0.1
 
 class Session:
     def __init__(self, tracer, writer=None, summary=False, count=None,
-                 duration=None, on_record=None, warn=None):
+                 duration=None, on_record=None, warn=None, enricher=None):
         self.tracer = tracer
+        # who is behind each RST (rsttrace.context.enrich.Enricher), or None
+        self.enricher = enricher
         self.writer = writer
         self.summary = Summary() if summary else None
         self.count = count
@@ -80,6 +82,8 @@ class Session:
         if self.count is not None and self.seen >= self.count:
             return
         record, facts = self.decoder.decode(ev)
+        if self.enricher is not None:
+            self.enricher.enrich(record, ev)
         record["cause"], record["explanation"] = attribute(facts)
         self.seen += 1
         if self.summary is not None:

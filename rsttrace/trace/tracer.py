@@ -28,6 +28,9 @@ STACK_ENTRIES = 16384
 RINGBUF_PAGES = 1024         # 4 MiB, shared by all CPUs
 PERF_PAGES = 256             # per CPU, where there is no ring buffer
 AGG_ENTRIES = 16384          # distinct keys in summary mode
+OWNER_ENTRIES = 65536        # sockets whose owner the kernel remembers
+# Where socket owners are recorded (bpf/rsttrace.bpf.c, on_sock_set_state)
+OWNER_TRACEPOINT = ("sock", "inet_sock_set_state")
 
 
 def import_bcc():
@@ -52,9 +55,11 @@ class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None, summary_only=False):
+                 buffer_pages=None, summary_only=False, owners=True):
         self.requested_mode = mode
         self.summary_only = summary_only
+        # record socket owners in the kernel (not needed for counting)
+        self.owners = owners and not summary_only
         self.buffer_pages = buffer_pages
         self.packets = packets
         self.filters = filters or Filters()
@@ -97,6 +102,10 @@ class Tracer:
                 % (self.mode, "; ".join(p.skipped for p in self.placements)),
                 "try another --mode")
         self.ringbuf = features.ringbuf_supported()
+        if self.owners and not features.tracepoint_exists(*OWNER_TRACEPOINT):
+            self.warn("no tracepoint %s:%s in this kernel (4.16+): socket "
+                      "owners are found only through /proc" % OWNER_TRACEPOINT)
+            self.owners = False
         return self
 
     def cflags(self):
@@ -110,6 +119,8 @@ class Tracer:
                       % (self.buffer_pages or RINGBUF_PAGES)]
         if self.summary_only:
             flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
+        if self.owners:
+            flags += ["-DOWNERS", "-DOWNER_ENTRIES=%d" % OWNER_ENTRIES]
         flags += offsets.cflags(self.kbtf)
         for p in self.placements:
             flags += p.cflags()
@@ -168,6 +179,9 @@ class Tracer:
         if all(p.skipped for p in self.placements):
             raise RsttraceError("no hook could be attached",
                                 "run `rsttrace doctor`")
+        if self.owners:
+            self.bpf.attach_raw_tracepoint(tp=OWNER_TRACEPOINT[1].encode(),
+                                           fn_name=b"on_sock_set_state")
 
     def _open(self, on_event):
         events = self.bpf[b"events"]

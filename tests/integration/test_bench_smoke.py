@@ -19,7 +19,8 @@ def test_bench_quick(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     text = out.read_text()
     for section in ("Overhead on normal traffic", "RST storm",
-                    "The same flood through peers", "Time to attached"):
+                    "The same flood through peers", "Time to attached",
+                    "Who is behind each RST: the cost"):
         assert "## " + section in text
     assert "| rsttrace trace | warm |" in text
     # every storm row accounted exactly: delivered + lost = sent

@@ -50,22 +50,25 @@ def kill9(proc):
 
 
 @pytest.mark.parametrize("args,programs", [
-    ([], {"on_tp_tcp_send_reset", "on_tp_tcp_receive_reset"}),
+    ([], {"on_tp_tcp_send_reset", "on_tp_tcp_receive_reset",
+          "on_sock_set_state"}),
     (["--packets"], {"on_tp_tcp_send_reset", "on_tp_tcp_receive_reset",
-                     "on_tp_net_dev_queue"}),
+                     "on_tp_net_dev_queue", "on_sock_set_state"}),
     (["--summary-only"], {"on_tp_tcp_send_reset",
                           "on_tp_tcp_receive_reset"}),
 ], ids=["default", "packets", "summary-only"])
 def test_killed_tracer_leaves_no_bpf(tmp_path, args, programs):
     proc = started([RSTTRACE, "trace", "-o", "/dev/null"] + args,
                    " in tracepoint mode", err_path=tmp_path / "err")
-    held = held_bpf_ids(proc.pid)
-    loaded = bpf_ids()
-    # ours are loaded, with the names bcc gives them (the C functions)
-    assert {loaded["prog"][i] for i in held["prog"]} == programs
-    assert held["link"] and held["map"]
-    assert held["link"] <= set(loaded["link"])
-    kill9(proc)
+    try:
+        held = held_bpf_ids(proc.pid)
+        loaded = bpf_ids()
+        # ours are loaded, with the names bcc gives them (the C functions)
+        assert {loaded["prog"][i] for i in held["prog"]} == programs
+        assert held["link"] and held["map"]
+        assert held["link"] <= set(loaded["link"])
+    finally:
+        kill9(proc)                     # never left running, even failed
 
     def none_left():
         now = bpf_ids()

@@ -35,7 +35,8 @@ def raw(**kw):
         linger2=0,
         sport=80, dport=40000, saddr=v4("10.0.0.1"), daddr=v4("10.0.0.2"),
         family=4, kind=abi.KIND_SENT, hook=1, state=1, flags=EV_SOCK,
-        seg_flags=0, facts=0, pad=0, comm=b"curl".ljust(16, b"\0"))
+        seg_flags=0, facts=0, pad=0, comm=b"curl".ljust(16, b"\0"),
+        owner_pid=0, sock_ino=0, owner_comm=b"\0" * 16)
     unknown = set(kw) - set(base)
     assert not unknown, unknown
     base.update(kw)

@@ -172,12 +172,18 @@ def test_wide_rows_have_every_column():
     w.event(record())
     lines = s.lines()
     assert lines[0].split() == ["TIME", "KIND", "HOOK", "STATE", "REASON",
-                                "SOURCE", "DEST", "PID", "COMM", "CTX"]
+                                "SOURCE", "DEST", "PID", "COMM", "CTX",
+                                "OWNER", "CONTAINER"]
     row = lines[1]
     assert row.startswith("12:34:56.789012 ")
     for text in ("sent", "tcp_v4_send_reset", "ESTABLISHED", "NO_SOCKET",
                  "10.0.0.1:80", "10.0.0.2:40000", "curl", "softirq"):
         assert text in row
+    s = Stream()
+    RowWriter(s, wide=True, stacks=False).event(record(**WHO))
+    row = s.lines()[1].split()
+    assert row[-2:] == ["nginx[812]", "web"]
+    assert len(s.lines()) == 2          # no who line in wide rows
 
 
 def test_rows_columns_are_aligned():
@@ -206,8 +212,8 @@ def test_rows_missing_values():
     w.event(record(state=None, reason=None, saddr=None, daddr=None,
                    sport=None, dport=None, context=None, stack=None))
     row = s.lines()[1].split()
-    assert row.count("-") == 3          # state, reason, context
-    assert row.count("?") == 2          # source, dest
+    assert row.count("-") == 5          # state, reason, context, owner,
+    assert row.count("?") == 2          # container; source, dest
     assert len(s.lines()) == 2
 
 
@@ -338,3 +344,41 @@ def test_json_same_explanation_other_stack():
     w.event(record(stack=["a"]))
     w.event(record(stack=["b"]))
     assert [json.loads(l)["stack"] for l in s.lines()] == [["a"], ["b"]]
+
+
+# -- who is behind the RST ------------------------------------------------------
+
+WHO = dict(owner_pid=812, owner_comm="nginx", owner_source="socket",
+           netns_name="netns-1f2e", pod={"namespace": "shop", "name": "web-0"},
+           container={"runtime": "podman", "id": "ab" * 32, "name": "web",
+                      "image": "localhost/web:1"})
+
+
+def test_narrow_rows_name_who_below_the_row():
+    s = Stream()
+    RowWriter(s, stacks=False).event(record(**WHO))
+    lines = s.lines()
+    assert lines[2] == ("    owner nginx[812], container web (podman), pod "
+                        "shop/web-0, netns netns-1f2e")
+    assert max(len(line) for line in lines) <= LINE_WIDTH
+
+
+def test_who_line_without_an_owner_says_why():
+    s = Stream()
+    RowWriter(s, stacks=False).event(record(
+        owner_source="no-socket", netns_name="host"))
+    assert s.lines()[2] == "    no owner (no-socket), netns host"
+    s = Stream()                        # --no-owner: no who line at all
+    RowWriter(s, stacks=False).event(record())
+    assert len(s.lines()) == 2
+
+
+def test_who_line_wraps_at_the_line_width():
+    s = Stream()
+    RowWriter(s, stacks=False).event(record(**dict(
+        WHO, owner_comm="x" * 15, netns_name="n" * 40,
+        container=dict(WHO["container"], name=None))))
+    lines = s.lines()
+    assert len(lines) == 4 and lines[3].startswith("      ")
+    assert "container abababababab (podman)" in lines[2]
+    assert max(len(line) for line in lines) <= LINE_WIDTH

@@ -124,3 +124,48 @@ def test_report_command_on_bad_input_is_one_line(tmp_path):
         assert res.returncode == 1, name
         assert res.stderr.startswith("rsttrace: error: "), res.stderr
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+# -- who: per owner, container and pod ---------------------------------------
+
+CTR = {"runtime": "podman", "id": "ab" * 32, "name": "web", "image": None}
+
+
+def who(record, **kw):
+    base = dict(owner_pid=None, owner_comm=None, owner_source="no-socket",
+                container=None, pod=None)
+    base.update(kw)
+    return dict(record, **base)
+
+
+def test_summarise_counts_by_owner_container_and_pod(tmp_path):
+    recs = [who(RECORDS[0], container=CTR,
+                pod={"namespace": "shop", "name": "web-0"}),
+            who(RECORDS[1], container=dict(CTR, name=None)),
+            dict(who(RECORDS[2]), owner_pid=812, owner_comm="nginx",
+                 owner_source="socket")]
+    rep = report_of(capture(tmp_path, recs))
+    assert rep["by_owner"] == {"none (no-socket)": 2, "nginx[812]": 1}
+    assert rep["by_container"] == {"web": 1, "abababababab": 1, "-": 1}
+    assert rep["by_pod"] == {"shop/web-0": 1, "-": 2}
+    from rsttrace.output.report import as_text
+    text = as_text(rep)
+    for heading in ("owner", "container", "pod"):
+        assert "\n%s " % heading in text
+
+
+def test_older_captures_have_no_who_tables(tmp_path):
+    from rsttrace.output.report import as_text
+    rep = report_of(capture(tmp_path, RECORDS))
+    assert rep["by_container"] == {"-": 3}
+    assert "container" not in as_text(rep)
+
+
+@pytest.mark.parametrize("bad", [
+    {"container": "web"}, {"container": {"name": 5}}, {"pod": []},
+    {"pod": {"name": {"x": 1}}}, {"owner_pid": "812"}])
+def test_malformed_who_fields_are_skipped(tmp_path, bad):
+    warnings = []
+    rep = report_of(capture(tmp_path, [RECORDS[0], dict(RECORDS[1], **bad)]),
+                    warnings)
+    assert rep["events"] == 1 and len(warnings) == 1

@@ -12,13 +12,15 @@ import pytest
 from rsttrace.causes import CAUSES
 from rsttrace.output.summary import Summary
 from rsttrace.output.writers import JsonWriter
-from rsttrace.trace.decode import FIELDS
+from rsttrace.trace.decode import FIELDS, WHO_FIELDS
 from schema import SCHEMA, VALIDATOR, check_line
 from test_attribution import recorded
 
-# recordings of this schema's rsttrace (the oldest lack linger2)
-EVENTS = [{k: e[k] for k in FIELDS}
-          for e in (p.values[0] for p in recorded()) if set(FIELDS) <= set(e)]
+# recordings of this schema's rsttrace (the oldest lack linger2; those
+# made before the who-fields lack them, which are optional)
+EVENTS = [{k: e[k] for k in FIELDS if k in e}
+          for e in (p.values[0] for p in recorded())
+          if set(FIELDS) - set(WHO_FIELDS) <= set(e)]
 
 
 def written(records, summary=None, lost=None, stacks=True):
@@ -37,7 +39,8 @@ def test_the_schema_is_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$id"] == "rsttrace-record/1"
     assert SCHEMA["$defs"]["event"]["required"] == [
-        k for k in FIELDS if k != "stack"]
+        k for k in FIELDS if k != "stack" and k not in WHO_FIELDS]
+    assert set(SCHEMA["$defs"]["event"]["properties"]) == set(FIELDS)
 
 
 def test_every_recorded_event_as_written():
@@ -71,6 +74,38 @@ def test_the_empty_summary():
 ])
 def test_the_schema_refuses_what_rsttrace_never_writes(change):
     rec = copy.deepcopy(EVENTS[0])
+    VALIDATOR.validate(rec)
+    change(rec)
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(json.loads(json.dumps(rec)))
+
+
+WHO = dict(netns_name="host", owner_pid=812, owner_comm="nginx",
+           owner_source="socket", pod={"namespace": None, "name": "web"},
+           container={"runtime": "podman", "id": "ab" * 32, "name": "web",
+                      "image": "localhost/web:1"})
+
+
+def test_the_who_fields_as_written():
+    for extra in (WHO, {k: None for k in WHO},
+                  dict(WHO, owner_pid=None, owner_comm=None,
+                       owner_source="no-socket", container=dict(
+                           WHO["container"], runtime=None, name=None))):
+        rec = dict(EVENTS[0], **extra)
+        check_line(written([rec])[0])
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r.update(container={"runtime": "lxc", "id": "ab" * 32,
+                                  "name": None, "image": None}),
+    lambda r: r.update(container=dict(WHO["container"], id="abc")),
+    lambda r: r.update(container=dict(WHO["container"], extra=1)),
+    lambda r: r.update(pod={"name": "web"}),
+    lambda r: r.update(owner_source="guess"),
+    lambda r: r.update(owner_pid=-1),
+])
+def test_the_schema_refuses_bad_who_fields(change):
+    rec = dict(copy.deepcopy(EVENTS[0]), **copy.deepcopy(WHO))
     VALIDATOR.validate(rec)
     change(rec)
     with pytest.raises(jsonschema.ValidationError):

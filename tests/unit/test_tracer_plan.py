@@ -63,3 +63,25 @@ def test_forced_mode_the_kernel_lacks(plain):
     with pytest.raises(RsttraceError) as e:
         tracer.Tracer(mode="kprobe").plan()
     assert "no kprobes" in str(e.value) and "--mode tracepoint" in str(e.value)
+
+
+@pytest.mark.parametrize("owners,summary_only,missing,want", [
+    (True, False, False, True), (False, False, False, False),
+    (True, True, False, False), (True, False, True, False)])
+def test_owner_probe_when_asked_for_and_there(plain, owners, summary_only,
+                                             missing, want):
+    """The owner probe (sock:inet_sock_set_state) is built unless
+    --no-owner or --summary-only says otherwise or the kernel lacks it
+    (then with one warning)."""
+    plain.setattr(features, "load_btf", lambda: None)
+    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
+    plain.setattr(features, "tracepoint_exists",
+                  lambda c, n: not (missing and c == "sock"))
+    plain.setattr(features, "ringbuf_supported", lambda: True)
+    warnings = []
+    t = tracer.Tracer(owners=owners, summary_only=summary_only,
+                      warn=warnings.append).plan()
+    assert ("-DOWNERS" in t.cflags()) == want
+    assert len(warnings) == (1 if missing and owners and not summary_only
+                             else 0)

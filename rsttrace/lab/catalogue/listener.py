@@ -66,27 +66,10 @@ def _accept_overflow_sequential(pair):
 
 
 def _overflow(pair, abort):
-    """Two handshakes reach their final ACK at a listener whose accept
-    queue holds one, and which never accepts. Deterministic: the SYNs meet
-    an open queue (a SYN meeting a full queue, or a full request queue, is
-    dropped or answered with a syncookie, which never resets), the clients'
-    final ACKs are held back, then the backlog is cut to 0 with a second
-    listen(), and the ACKs are let through: the second meets a full queue."""
+    """traffic.overflow at a listener that never accepts."""
     pair.sysctl("b", "net.ipv4.tcp_abort_on_overflow", abort)
     lst, port = traffic.listener(pair, backlog=8)
-    traffic.block_output(pair, "a", "tcp flags & (syn|ack) == ack")
-    clients = []
-    for _ in range(2):
-        c = pair.socket("a")
-        c.setblocking(False)
-        c.connect_ex((pair.ipv4["b"], port))
-        clients.append(c)
-    time.sleep(0.2)
-    lst.listen(0)                       # accept queue: room for one
-    traffic.unblock(pair, "a")
-    for c in clients:                   # data carries the final ACK
-        c.send(b"hello")
-        time.sleep(0.1)
+    clients = traffic.overflow(pair, port, lambda: lst.listen(0))
     errors = []
     for c in clients:
         try:
