@@ -5,7 +5,7 @@ import click
 from rsttrace.cli.common import fail
 from rsttrace.errors import RsttraceError
 from rsttrace.output.outfile import OutputFile
-from rsttrace.output.stream_errors import ReportingStream, output_error
+from rsttrace.output.stream_errors import output_error
 
 
 def _warn(message):
@@ -21,24 +21,24 @@ def convert(capture, write):
     for Wireshark, tshark or tcpdump: one packet per event, with the
     diagnosis in its comment (no root needed)."""
     from rsttrace.output.pcapng import PcapngWriter
-    from rsttrace.output.report import load
+    from rsttrace.output.report import events
     out = OutputFile(write, binary=True)
     name = write if write != "-" else "stdout"
     try:
-        events, _ = load(capture, warn=_warn)
-        if not events:
+        writer = PcapngWriter(out.open())
+        count = 0
+        for record in events(capture, warn=_warn):
+            writer.event(record)
+            count += 1
+        if not count:
             raise RsttraceError("no events in %s" % capture,
                                 "give a capture of `rsttrace trace --json` "
                                 "that saw RSTs")
-        writer = PcapngWriter(ReportingStream(out.open(), name))
-        for record in events:
-            writer.event(record)
         writer.flush()
         if writer.skipped:
             _warn("%s: %d of %d events left out, with no address or time "
                   "to make a packet of (the first: %s)" % (
-                      capture, writer.skipped, len(events),
-                      writer.skip_reason))
+                      capture, writer.skipped, count, writer.skip_reason))
         out.commit()
     except RsttraceError as e:
         _discard(out)
@@ -46,7 +46,7 @@ def convert(capture, write):
     except BrokenPipeError:
         _discard(out)
         raise SystemExit(1)
-    except OSError as e:            # the last flush, on close
+    except OSError as e:            # a write, or the last flush on close
         _discard(out)
         fail(output_error(name, e))
 

@@ -1,14 +1,28 @@
 """`rsttrace trace`: RSTs as they happen, or counted in the kernel."""
 
+import signal
 import sys
 
 import click
 
 from rsttrace.cli.common import MODE_CHOICE, fail, positive
 from rsttrace.errors import RsttraceError, UsageError
-from rsttrace.output.outfile import OutputFile
-from rsttrace.output.stream_errors import ReportingStream, output_error
+from rsttrace.output import rotation
+from rsttrace.output.capture import Capture
 from rsttrace.trace import filters
+
+
+def _size(ctx, param, value):
+    """-C SIZE as tcpdump reads it (rsttrace.output.rotation)."""
+    if value is None:
+        return None
+    size = rotation.size_bytes(value)
+    if size is None:
+        raise click.BadParameter(
+            "%r is not a size: a whole number of MB (millions of bytes), or "
+            "with k, m or g for KiB, MiB, GiB (e.g. 100, 512k)" % value,
+            param_hint="-C")
+    return size
 
 
 @click.command()
@@ -22,7 +36,17 @@ from rsttrace.trace import filters
               help="Rows with every column (hook, reason, task, context), "
                    "wider than 80 columns.")
 @click.option("-o", "--output", metavar="FILE",
-              help="Write events to FILE instead of standard output.")
+              help="Write events to FILE instead of standard output, as "
+                   "they are read, whole lines only. FILE is truncated once "
+                   "the probes are attached.")
+@click.option("-C", "rotate_size", metavar="SIZE", callback=_size,
+              help="With -o: start a new file once one is past SIZE, in MB "
+                   "(millions of bytes; k, m, g suffixes for KiB, MiB, GiB), "
+                   "like tcpdump -C: FILE, FILE.1, FILE.2...")
+@click.option("-W", "keep_files", type=click.IntRange(min=1), metavar="COUNT",
+              help="With -C: keep at most COUNT files, removing the oldest.")
+@click.option("--compress", is_flag=True,
+              help="With -C: gzip each file once it is closed (FILE.1.gz...).")
 @click.option("-w", "--write", metavar="FILE",
               help="Write events as a pcapng capture to FILE (- for "
                    "standard output), one packet per RST with the "
@@ -92,53 +116,60 @@ def trace(expression, **opts):
     try:
         outs = _outputs(opts)
         filt, tracer = _plan(opts)
-        streams = [ReportingStream(out.open(), _name(out)) if out else None
-                   for out in outs]
+        for out in outs:
+            if out is not None:
+                out.open()
         if opts["summary_only"]:
-            _summary_only(tracer, streams[0], opts, filt)
+            _summary_only(tracer, outs[0], opts, filt)
         else:
-            _stream(tracer, streams, opts, filt)
+            _stream(tracer, outs, opts, filt)
+        for out in outs:
+            if out is not None:
+                out.close()
     except RsttraceError as e:
         _discard(outs)
         fail(e)
     except BrokenPipeError:
         _discard(outs)
         sys.exit(1)
-    for out in outs:
-        try:
-            if out:
-                out.commit()
-        except OSError as e:    # the last flush, on close, found no room
-            _discard(outs)
-            fail(output_error(_name(out), e))
-
-
-def _name(out):
-    """An output as the user called it, for messages."""
-    return out.path if out.path not in (None, "-") else "stdout"
 
 
 def _outputs(opts):
-    """[text output or None, pcapng output or None] (OutputFiles)."""
+    """[text Capture or None, pcapng Capture or None] the options ask for;
+    raises on options that need another (-W and --compress need -C, -C
+    needs -o FILE; -w needs the event stream)."""
+    path = opts["output"]
+    if opts["rotate_size"] is None:
+        for given, name in ((opts["keep_files"], "-W"),
+                            (opts["compress"], "--compress")):
+            if given:
+                raise UsageError("%s needs -C SIZE" % name,
+                                 "add -C to rotate files")
+    elif path in (None, "-"):
+        raise UsageError("-C needs -o FILE", "give the file to rotate")
+    text = Capture(path, opts["rotate_size"], opts["keep_files"],
+                   opts["compress"])
     pcap = opts["write"]
     if pcap is None:
-        return [OutputFile(opts["output"]), None]
+        return [text, None]
     if opts["summary_only"]:
         raise UsageError("-w needs the event stream",
                          "leave out --summary-only")
-    text = opts["as_json"] or opts["wide"] or opts["output"]
-    if pcap == "-" and (text or opts["summary"]) and \
-            opts["output"] in (None, "-"):
+    wants_text = opts["as_json"] or opts["wide"] or path or opts["summary"]
+    if pcap == "-" and wants_text and path in (None, "-"):
         raise UsageError("-w - writes the capture to standard output",
                          "send the text output to a file with -o FILE")
-    return [OutputFile(opts["output"]) if text or opts["summary"] else None,
-            OutputFile(pcap, binary=True)]
+    return [text if wants_text else None, Capture(pcap, binary=True)]
 
 
 def _discard(outs):
+    """Close the outputs of a failed run, without another error."""
     for out in outs:
-        if out:
-            out.discard_quietly()
+        if out is not None:
+            try:
+                out.discard()
+            except OSError:
+                pass
 
 
 def _plan(opts):
@@ -192,7 +223,15 @@ def _follow(session, selection, also=None):
     session.on_tick = tick
 
 
-def _started(tracer, filt, doing, selection=None):
+def _started(tracer, filt, doing, session, selection=None):
+    """Say that tracing runs. From this line on a script may stop the run
+    (it waits for the line, then signals): Ctrl-C and SIGTERM stop it
+    cleanly from here, not only once the session's loop has begun (a
+    signal in between ended the run with "Aborted!", exit 1)."""
+    def stop(signum, frame):
+        session.stopping = True
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
     chosen = filt.describe()
     if selection:
         chosen = selection.describe() if chosen == "none" else \
@@ -231,7 +270,10 @@ def _stream(tracer, streams, opts, filt):
     session.start()
     if selection:
         _follow(session, selection)
-    _started(tracer, filt, "tracing", selection)
+    _started(tracer, filt, "tracing", session, selection)
+    for stream in streams:
+        if stream is not None:
+            stream.begin()
     session.run()
 
 
@@ -253,5 +295,6 @@ def _summary_only(tracer, stream, opts, filt):
     if selection:
         _follow(session, selection, session.on_tick)
     session.before_close = lambda: writer.summary(counted.summary())
-    _started(tracer, filt, "counting in the kernel", selection)
+    _started(tracer, filt, "counting in the kernel", session, selection)
+    stream.begin()
     session.run()

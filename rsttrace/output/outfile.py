@@ -1,8 +1,10 @@
-"""Where `-o FILE` output goes: a regular file is written whole or not at
-all (a temporary file beside it, renamed into place when the run ends);
-anything else (a terminal, /dev/null, a FIFO, a socket) is written to
-directly, since renaming over it would replace the device or pipe with a
-regular file.
+"""A file written whole or not at all: the results of `scenarios run -o`,
+`matrix -o` and the benchmarks, documents made at the end of a run. A
+regular file is written to a temporary file beside it, renamed into place
+by commit(); anything else (a terminal, /dev/null, a FIFO, a socket) is
+written to directly, since renaming over it would replace the device or
+pipe with a regular file. (`trace -o`, a capture that must survive a
+kill, is written as it goes instead: rsttrace.output.capture.)
 
 The path is opened by rsttrace.output.safe_open: trusted symlinks are
 followed (the link stays, what it points to is replaced), another user's
@@ -19,7 +21,7 @@ from rsttrace.output import safe_open
 
 def cannot_write(path, e):
     return RsttraceError("cannot write %s (%s)" % (path, e.strerror or e),
-                         "choose a writable path with --output")
+                         "choose a writable path with -o")
 
 
 class OutputFile:

@@ -206,6 +206,10 @@ class Tracer:
             # earlier tracer's) lacks this program's own frames, which
             # then took the name of the symbol before them (_einittext).
             self.refresh_symbols(force=True)
+            # and read kernel symbols now rather than at the first event
+            # (a second or more on a slow machine): a module's frames are
+            # named only while it is loaded, so the sooner the better
+            self.ksym(0)
         except Exception:
             self.close()
             raise
@@ -354,8 +358,11 @@ class Tracer:
         the symbols were dropped for a fresh read."""
         try:
             with open("/proc/modules", "rb") as f:
-                modules = hash(b"".join(line.split(b" ", 1)[0]
-                                        for line in f))
+                # name and load address: a module unloaded and loaded
+                # again between two looks is back under the same name,
+                # likely at another address
+                modules = hash(b";".join(b" ".join(line.split()[::5])
+                                         for line in f))
         except OSError:
             return False
         if modules == getattr(self, "_modules", modules) and not force:

@@ -197,7 +197,7 @@ def test_sigterm_flushes_summary(pair):
     assert "2 events, 0 lost" in out
 
 
-def test_output_file_written_whole(pair, tmp_path):
+def test_output_file_holds_the_events_and_nothing_beside_it(pair, tmp_path):
     path = tmp_path / "rst.jsonl"
     run = Running("--json", "-o", str(path), *ns_args(pair))
     traffic.closed_port(pair, 4)
@@ -278,3 +278,24 @@ def test_scenarios_output_unwritable_fails_first(tmp_path):
     assert run.returncode != 0
     assert run.stderr.startswith("rsttrace: error: cannot write")
     assert "tracing in" not in run.stderr
+
+
+def test_a_signal_right_after_the_banner_stops_cleanly(tmp_path):
+    """A script waits for "tracing in", then signals: the run stops as
+    Ctrl-C should (exit 0, the file whole), however soon the signal comes
+    (it used to end the run with "Aborted!" and exit 1 when it beat the
+    poll loop, which was most of the time)."""
+    for sig in (signal.SIGINT, signal.SIGTERM) * 3:
+        path = tmp_path / "out.jsonl"
+        proc = subprocess.Popen([RSTTRACE, "trace", "--json", "--summary",
+                                 "-o", str(path), "--port", "1"],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        while "tracing in" not in proc.stderr.readline():
+            assert proc.poll() is None
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, (sig, err)
+        assert "Aborted" not in err and "Traceback" not in err
+        (summary,) = jsonl(path.read_text())
+        assert summary["kind"] == "summary" and summary["events"] == 0

@@ -134,7 +134,7 @@ def test_cannot_write_line(tmp_path):
     from rsttrace.output.outfile import cannot_write
     e = cannot_write("/x/out", OSError(13, "Permission denied"))
     assert str(e) == ("cannot write /x/out (Permission denied): choose a "
-                      "writable path with --output")
+                      "writable path with -o")
     assert e.exit_code == 1
     assert str(cannot_write("o", OSError("odd"))).startswith(
         "cannot write o (odd): ")
@@ -142,7 +142,7 @@ def test_cannot_write_line(tmp_path):
         OutputFile(str(tmp_path / "nodir" / "out")).open()
     assert str(err.value) == (
         "cannot write %s (No such file or directory): choose a writable "
-        "path with --output" % (tmp_path / "nodir" / "out"))
+        "path with -o" % (tmp_path / "nodir" / "out"))
 
 
 def test_stdout_for_none_and_dash(tmp_path, monkeypatch):
@@ -174,7 +174,7 @@ def test_open_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RsttraceError) as e:
         out.open()
     assert str(e.value) == ("cannot write %s (No space left on device): "
-                            "choose a writable path with --output"
+                            "choose a writable path with -o"
                             % (tmp_path / "out.jsonl"))
     assert os.listdir(str(tmp_path)) == []
     assert set(os.listdir("/proc/self/fd")) == before

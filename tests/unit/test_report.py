@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from rsttrace.errors import RsttraceError
-from rsttrace.output.report import load, summarise
+from rsttrace.output.report import Tally, load, summarise
+from rsttrace.output.report import events as report_events
 
 RSTTRACE = [sys.executable, "-m", "rsttrace"]
 
@@ -160,9 +161,12 @@ def test_load_exact_warning_and_lost_sum(tmp_path):
             dict(RECORDS[0], stack=["f", 1]),
             dict(RECORDS[0], family=True)]
     warnings = []
-    events, lost = load(capture(tmp_path, recs), warnings.append)
+    lost = []
+    events = list(report_events(capture(tmp_path, recs), warnings.append,
+                                lost.append))
     assert events == [RECORDS[0]]
-    assert lost == 7
+    assert lost == [2, 5]
+    assert load(capture(tmp_path, recs), lambda m: None).lost == 7
     path = str(tmp_path / "cap.jsonl")
     assert warnings == [
         "%s: skipped 5 records that are not rsttrace events (line 5: kind "
@@ -222,7 +226,7 @@ def test_as_text_exact(tmp_path):
 
 def test_no_events_line(tmp_path):
     with pytest.raises(RsttraceError) as e:
-        summarise(([], 0), "cap.jsonl")
+        summarise(Tally(), "cap.jsonl")
     assert str(e.value) == ("no events in cap.jsonl: give a capture of "
                             "`rsttrace trace --json` that saw RSTs")
 
