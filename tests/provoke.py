@@ -19,11 +19,15 @@ from rsttrace.lab.traffic import FAMILIES
 
 class Want:
     def __init__(self, side, kind, cause, state, emitter, reason=None,
-                 socketless=False, optional=False):
+                 socketless=False, optional=False, function_hook=None):
         self.side, self.kind, self.cause = side, kind, cause
         self.state, self.emitter, self.reason = state, emitter, reason
         self.socketless = socketless
         self.optional = optional
+        # the kernel function whose hook reports it, seen only where
+        # rsttrace hooks functions (kprobe, fentry): tracepoint mode has no
+        # such tracepoint (it sees these only with --packets)
+        self.function_hook = function_hook
 
     def __repr__(self):
         return "Want(%s %s %s)" % (self.side, self.kind, self.cause)
@@ -266,5 +270,11 @@ def cases(family):
                  "tcp_send_challenge_ack")]),
         "time-wait-assassination": (time_wait_assassination, [
             Want("b", "sent", "no-connection", None, reply, "NO_SOCKET",
-                 socketless=True)]),
+                 socketless=True),
+            # b's RST carries the sequence number a's TIME_WAIT expects:
+            # tcp_timewait_state_process kills it (tcp_rfc1337=0)
+            # (no RST function on its stack: the socket is killed, no RST
+            # sent or processed as one)
+            Want("a", "received", "time-wait-assassination", "TIME_WAIT",
+                 None, function_hook="inet_twsk_deschedule_put")]),
     }
