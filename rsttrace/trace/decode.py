@@ -52,7 +52,17 @@ def monotonic_to_wall_offset():
     number of microseconds: then a record's `time` (microseconds) and the
     nanoseconds of its `ts_ns` make its exact wall time in nanoseconds
     (rsttrace.output.pcapng.WallClock), live and from a saved capture."""
-    return round(time.time_ns() - time.monotonic_ns(), -3)
+    # read between two wall-clock reads, the tightest of a few tries: a
+    # preemption between the reads (a loaded host) would otherwise put
+    # every record off the wire's clock (tcpdump's) by as long as it lasted
+    best = None
+    for _ in range(16):
+        before = time.time_ns()
+        mono = time.monotonic_ns()
+        after = time.time_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, (before + after) // 2 - mono)
+    return round(best[1], -3)
 
 
 class Decoder:
