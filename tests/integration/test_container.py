@@ -19,38 +19,39 @@ pytestmark = pytest.mark.root
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(ROOT, "scripts",
-                                                    "containers.conf"))
 IMAGE = "localhost/rsttrace-exporter-test:latest"
 SYNS = 200
 
 
-def podman(*args, timeout=900, stderr_too=False):
-    res = subprocess.run(["podman", *args], env=ENV, capture_output=True,
-                         text=True, timeout=timeout)
-    assert res.returncode == 0, "podman %s: %s" % (" ".join(args),
-                                                   res.stderr[-3000:])
-    return res.stdout + res.stderr if stderr_too else res.stdout
+@pytest.fixture(scope="module")
+def podman():
+    """podman with its storage in rsttrace's own cache (private_podman.py),
+    its run state in a directory of this module's, removed after."""
+    from private_podman import CACHE, PrivatePodman
+    private = PrivatePodman(CACHE)
+    yield private
+    private.close()
 
 
 @pytest.fixture(scope="module")
-def image():
+def image(podman):
     res = subprocess.run([os.path.join(ROOT, "scripts", "test-image")],
-                         capture_output=True, text=True, timeout=1200)
+                         env=podman.env, capture_output=True, text=True,
+                         timeout=1200)
     assert res.returncode == 0, res.stderr
     base = res.stdout.strip().splitlines()[-1]
-    old = subprocess.run(["podman", "image", "inspect", "--format",
-                          "{{.Id}}", IMAGE], env=ENV, capture_output=True,
-                         text=True).stdout.strip()
-    podman("build", "--runtime", "runc", "--network", "host", "-q",
-           "--build-arg", "BASE=" + base, "-f",
-           os.path.join(ROOT, "packaging", "container", "Containerfile"),
-           "-t", IMAGE, ROOT, timeout=1800)
-    if old and old not in podman("image", "inspect", "--format", "{{.Id}}",
-                                 IMAGE):
+    old = podman.podman("image", "inspect", "--format", "{{.Id}}", IMAGE,
+                        check=False)
+    podman.podman("build", "--network", "host", "-q",
+                  "--build-arg", "BASE=" + base, "-f",
+                  os.path.join(ROOT, "packaging", "container",
+                               "Containerfile"),
+                  "-t", IMAGE, ROOT, timeout=1800)
+    if old and old != podman.podman("image", "inspect", "--format",
+                                    "{{.Id}}", IMAGE):
         # the previous build, untagged now: its own layer goes (the
         # Debian packages' layer is shared and stays cached)
-        subprocess.run(["podman", "rmi", old], env=ENV, capture_output=True)
+        podman.podman("rmi", old, check=False)
     return IMAGE
 
 
@@ -61,19 +62,24 @@ def pair():
         yield p
 
 
-def test_the_containerised_exporter_sees_host_resets(image, pair):
+def test_the_containerised_exporter_sees_host_resets(podman, image, pair):
     port = free_port()
     name = "rsttrace-fleet-test-%d" % os.getpid()
-    podman("run", "-d", "--rm", "--name", name, "--runtime", "runc",
-           "--privileged", "--pid=host", "--net=host",
-           "-v", "/sys/kernel/tracing:/sys/kernel/tracing",
-           "-v", "/sys/kernel/debug:/sys/kernel/debug",
-           image, "exporter", "--listen", "127.0.0.1:%d" % port,
-           "--interval", "1", "--netns", str(pair.inode("b")))
-    try:
+    podman.podman("run", "-d", "--rm", "--name", name,
+                  "--privileged", "--pid=host", "--net=host",
+                  "-v", "/sys/kernel/tracing:/sys/kernel/tracing",
+                  "-v", "/sys/kernel/debug:/sys/kernel/debug",
+                  image, "exporter", "--listen", "127.0.0.1:%d" % port,
+                  "--interval", "1", "--netns", str(pair.inode("b")))
+
+    def logs():
         # podman logs: the container's stderr on its own stderr
-        wait_for("the exporter in the container", lambda: "exporting to" in
-                 podman("logs", name, stderr_too=True), 300)
+        res = subprocess.run(podman.base + ["logs", name], env=podman.env,
+                             capture_output=True, text=True, timeout=60)
+        return res.stdout + res.stderr
+    try:
+        wait_for("the exporter in the container",
+                 lambda: "exporting to" in logs(), 300)
         craft.syn_burst(pair, "a", "b", 8080, SYNS)
         traffic.linger_zero(pair)
         traffic.settle(0.2)
@@ -93,8 +99,26 @@ def test_the_containerised_exporter_sees_host_resets(image, pair):
         info = counts()[1]
         assert info["kernel"] == os.uname().release
         assert info["mode"] == "tracepoint"
-        podman("stop", "-t", "30", name)
+        podman.podman("stop", "-t", "30", name, timeout=60)
     finally:
-        subprocess.run(["podman", "rm", "-f", name], env=ENV,
-                       capture_output=True)
-    assert name not in podman("ps", "-a", "--format", "{{.Names}}")
+        podman.podman("rm", "-f", name, check=False)
+    assert name not in podman.podman("ps", "-a", "--format", "{{.Names}}")
+
+
+def test_the_host_is_left_as_it_was(podman, image):
+    """Last in this module: the images stay in rsttrace's cache, and
+    closing the run (the fixture's own close after this does nothing)
+    leaves no podman process and the host's podman paths (the system
+    storage the operator's `podman images` shows, /run), cgroups and mounts
+    as they were before the module began (other podman users' cgroups
+    aside)."""
+    from private_podman import CACHE
+    assert podman.graphroot == CACHE
+    assert podman.podman("images", "--format", "{{.Repository}}:{{.Tag}}",
+                         image) == image
+    podman.close()
+    assert "rsttrace-fleet-test-%d" % os.getpid() in podman.ids.values()
+    assert podman.processes() == []
+    assert not os.path.exists(podman.dir)
+    assert not os.path.exists(CACHE + "/libpod")
+    assert podman.leftovers() == (set(), set())

@@ -151,3 +151,18 @@ def test_exporter_labels_name_the_container_and_the_pod(lab):
         counters.add(rec, 1)
     assert {v[-2:] for v, n in counters.snapshot()} == {
         (names["ctr"], "none"), (names["podctr"], names["pod"])}
+
+
+def test_the_lab_leaves_the_host_as_it_was(lab):
+    """Last in this module: closing the lab (the fixture's own close after
+    this does nothing) leaves no podman process and the host's podman
+    paths, cgroups and mounts as they were before the lab began (other
+    podman users' cgroups aside)."""
+    pair, podman, session, records, selection, names = lab
+    podman.close()
+    # the two containers, the pod and its infra container
+    assert len(podman.ids) == 4
+    assert set(names.values()) < set(podman.ids.values())
+    assert podman.processes() == []
+    assert not os.path.exists(podman.dir)
+    assert podman.leftovers() == (set(), set())
