@@ -89,17 +89,19 @@ def hook_rows(mode):
         except RsttraceError as e:
             rows.append((h.name, "-", "unusable: %s" % e))
             continue
-        if p.skipped:
-            rows.append((h.name, "-", "missing: " + p.skipped))
+        if p.skipped:       # inlined, not in this kernel, not this mode
+            rows.append((h.name, "-", p.skipped))
             continue
         args = ", ".join("%s=arg%d" % (r, i) for r, i in
                          sorted(p.positions.items()) if i >= 0)
         if h is hooks.PACKET_HOOK:      # opt-in, in every mode
             use = "used with --packets"
-        elif (mode == "tracepoint") == h.tracepoint:
-            use = "used"
-        else:
+        elif (mode == "tracepoint") != h.tracepoint:
             use = "present, not used"
+        elif p.module:                  # in a module, loaded or not
+            use = p.status() + ("; used" if p.loaded else "")
+        else:
+            use = "used"
         rows.append((h.name, p.symbol, "%s (args from %s: %s)"
                      % (use, p.source, args or "none")))
     return rows

@@ -13,8 +13,8 @@ import sys
 
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
-from rsttrace.kernel import features, offsets
-from rsttrace.trace import hooks
+from rsttrace.kernel import features, modules, offsets
+from rsttrace.trace import hooks, module_probes
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
 
@@ -71,6 +71,9 @@ class Tracer:
         self.kbtf = None
         self.ringbuf = False
         self.perf_lost = 0
+        self.module_probes = None   # kprobes on module functions
+        self._modules = None        # the modules loaded at the last look
+        self._symbols_stale = False
 
     # -- planning (no BPF loaded yet) --------------------------------------
 
@@ -138,6 +141,8 @@ class Tracer:
         for p in self.placements:
             if p.skipped:
                 self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
+            elif p.module and not p.loaded:
+                self.warn("%s: %s" % (p.hook.name, p.status()))
         try:
             self.bpf = bcc.BPF(src_file=BPF_SOURCE.encode(),
                                cflags=self.cflags())
@@ -147,10 +152,10 @@ class Tracer:
                                 "run `rsttrace doctor` to see what this "
                                 "kernel lacks")
         try:
+            self._modules = modules.loaded()
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
-            self.refresh_symbols()          # note the modules loaded now
         except Exception:
             self.close()
             raise
@@ -165,6 +170,8 @@ class Tracer:
                 if p.hook.tracepoint:
                     self.bpf.attach_raw_tracepoint(tp=p.symbol.encode(),
                                                    fn_name=fn.encode())
+                elif p.module:
+                    self._attach_module_probe(p, fn)
                 elif self.mode == "kprobe":
                     self.bpf.attach_kprobe(event=p.symbol.encode(),
                                            fn_name=fn.encode())
@@ -178,6 +185,16 @@ class Tracer:
         if self.owners:
             self.bpf.attach_raw_tracepoint(tp=OWNER_TRACEPOINT[1].encode(),
                                            fn_name=b"on_sock_set_state")
+
+    def _attach_module_probe(self, p, fn):
+        """A function in a module: a kprobe the kernel arms whenever the
+        module loads (rsttrace.trace.module_probes)."""
+        if self.module_probes is None:
+            tfs = features.tracefs()
+            module_probes.remove_stale(tfs, self.warn)
+            self.module_probes = module_probes.ModuleProbes(tfs)
+        prog = self.bpf.load_func(fn.encode(), self.bpf.KPROBE)
+        self.module_probes.attach(prog.fd, p.hook.name, p.module, p.symbol)
 
     def _open(self, on_event):
         events = self.bpf[b"events"]
@@ -260,30 +277,47 @@ class Tracer:
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")
 
-    def refresh_symbols(self):
-        """Reload kernel symbols if modules were loaded or unloaded since
-        the last look (bcc reads kallsyms once: a module loaded later, such
-        as nf_reject_ipv4 when a REJECT rule appears, would be named after
-        whatever symbol precedes it). True when the symbols changed."""
-        try:
-            with open("/proc/modules", "rb") as f:
-                modules = hash(b"".join(line.split(b" ", 1)[0]
-                                        for line in f))
-        except OSError:
+    def check_modules(self):
+        """Notice modules loaded or unloaded since the last look: read
+        kernel symbols again and say which hooks a module brought or took
+        away. True when the modules changed. (The session looks on every
+        poll; a kprobe on a module function is armed by the kernel itself
+        as the module loads, so nothing waits for this look.)"""
+        now = modules.loaded()
+        if self._modules is None or now == self._modules:
+            self._modules = now
             return False
-        if modules == getattr(self, "_modules", modules):
-            self._modules = modules
-            return False
-        self._modules = modules
-        # A new kernel symbol cache: bcc_symcache_refresh() does not reload
-        # kernel symbols once loaded (bcc's KSyms::refresh fills only an
-        # empty table), so drop the cache; bcc makes a fresh one on next use.
+        before, self._modules = self._modules, now
+        self._symbols_stale = True
+        features.forget_symbols()
+        self._forget_bcc_symbols()
+        for p in self.attached():
+            if p.module in now and p.module not in before:
+                self.warn("hook %s attached late: module %s loaded"
+                          % (p.hook.name, p.module))
+            elif p.module in before and p.module not in now:
+                self.warn("hook %s idle: module %s unloaded (hooked again "
+                          "when it loads)" % (p.hook.name, p.module))
+        return True
+
+    @staticmethod
+    def _forget_bcc_symbols():
+        """bcc reads kallsyms once and bcc_symcache_refresh() does not
+        reload kernel symbols (KSyms::refresh fills only an empty table),
+        so drop its cache: a module loaded later would be named after
+        whatever symbol precedes it. bcc makes a new one on use."""
         import bcc
         from bcc.libbcc import lib
         old = bcc.BPF._sym_caches.pop(-1, None)
         if old is not None:
             lib.bcc_free_symcache(old.cache, -1)
-        return True
+
+    def refresh_symbols(self):
+        """True when kernel symbols changed since the last call (modules
+        loaded or unloaded): names given before may be wrong now."""
+        self.check_modules()
+        stale, self._symbols_stale = self._symbols_stale, False
+        return stale
 
     def detach(self):
         """Stop the probes and keep the maps and buffers: what was counted
@@ -298,8 +332,13 @@ class Tracer:
             bpf.detach_raw_tracepoint(tp)
         for fn in list(getattr(bpf, "kfunc_entry_fds", ())):
             bpf.detach_kfunc(fn)
+        if self.module_probes is not None:
+            self.module_probes.detach()
 
     def close(self):
+        if self.module_probes is not None:
+            self.module_probes.remove()
+            self.module_probes = None
         if self.bpf is not None:
             try:
                 self.bpf.cleanup()
