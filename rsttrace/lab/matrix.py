@@ -1,8 +1,10 @@
 """The scenario catalogue across kernels: one table, scenario x kernel.
 
-Input: the results of `rsttrace scenarios run -o FILE` on each kernel (one
-JSON object per scenario, with its kernel release, attach mode, events and
-counter changes). Each cell says what that kernel did: the cause of each RST
+Input: the results of `rsttrace scenarios run -o FILE` on each kernel and
+attach mode: the run's own record (lab.run.run_record: bcc, the hooks it
+could not place, or why it could not run at all), then one JSON object per
+scenario, with its kernel release, attach mode, events and counter
+changes. A kernel and mode that could not run is a column that says why. Each cell says what that kernel did: the cause of each RST
 it sent (or received, when nothing was sent), the function that emitted it
 and its caller, and the kernel's reason. Where kernels differ the
 difference is called out and, when it follows from a known kernel change or
@@ -17,13 +19,17 @@ from rsttrace.output import records
 from rsttrace.trace import stacks
 from rsttrace.trace.visibility import SOCKETLESS_CAUSES, Visibility
 
+MODES = ("kprobe", "fentry", "tracepoint")
+
+
 def load(paths, warn=None):
-    """Scenario results from `scenarios run -o` files, as dicts."""
+    """Scenario results and run records from `scenarios run -o` files, as
+    dicts."""
     results = []
     what = "`rsttrace scenarios run -o FILE`"
     for path in paths:
         for n, r in records.read(path, what, warn or (lambda m: None)):
-            if "scenario" not in r or "kernel" not in r:
+            if not ("scenario" in r or "run" in r) or "kernel" not in r:
                 raise RsttraceError("%s line %d: not a scenario result"
                                     % (path, n), "give files written by "
                                     + what)
@@ -218,15 +224,34 @@ def _reason_differences(r):
     return [Difference("reason", "the kernels give different reasons")]
 
 
+def run_cell(record):
+    """The tracer row's cell: bcc and the hooks not placed, or why the
+    catalogue could not run on that kernel in that mode."""
+    if record is None:
+        return "–"
+    run = record["run"]
+    if run.get("error"):
+        return "✗ cannot run: %s (bcc %s)" % (run["error"], run.get("bcc"))
+    parts = ["bcc %s" % run.get("bcc")]
+    for hook, why in sorted((run.get("not_hooked") or {}).items()):
+        parts.append("no %s: %s" % (hook, why))
+    return "<br>".join(parts)
+
+
 def build(results, catalogue=()):
-    """(columns, rows): columns sorted by kernel version; rows per scenario
-    in catalogue order: (scenario, {label: result}, differences)."""
+    """(columns, rows, runs): columns sorted by kernel version, then mode;
+    rows per scenario in catalogue order: (scenario, {label: result},
+    differences); runs: {label: run record}."""
     cols = {}
     for r in results:
         c = Column(r["kernel"], r.get("mode", "?"))
         cols.setdefault(c.label, c)
-    columns = sorted(cols.values(), key=lambda c: (history.version(c.kernel),
-                                                  c.kernel, c.mode))
+    columns = sorted(cols.values(), key=lambda c: (
+        history.version(c.kernel), c.kernel,
+        MODES.index(c.mode) if c.mode in MODES else len(MODES), c.mode))
+    runs = {Column(r["kernel"], r.get("mode", "?")).label: r
+            for r in results if "run" in r}
+    results = [r for r in results if "scenario" in r]
     order = [s.name for s in catalogue]
     known = {s.name: s for s in catalogue}
     names = order + sorted({r["scenario"] for r in results} - set(order))
@@ -237,14 +262,14 @@ def build(results, catalogue=()):
         if row:
             allow = getattr(known.get(name), "allow", ())
             rows.append((name, row, differences(columns, row, allow)))
-    return columns, rows
+    return columns, rows, runs
 
 
 def markdown(results, catalogue=(), date=None):
     from rsttrace.lab.catalogue import CATALOGUE
     catalogue = catalogue or CATALOGUE
     by_name = {s.name: s for s in catalogue}
-    columns, rows = build(results, catalogue)
+    columns, rows, runs = build(results, catalogue)
     out = ["# RSTs across kernels", ""]
     if date:
         out.append("Generated %s by `scripts/kernel-matrix` (`rsttrace "
@@ -253,11 +278,15 @@ def markdown(results, catalogue=(), date=None):
         out.append("")
     out.append("Kernels: " + ", ".join("`%s` (%s mode)" % (c.kernel, c.mode)
                                        for c in columns) + ".")
-    out += ["", "Each cell: side (a = client, b = server): **cause** "
-            "`caller > emitting function` kernel reason; counters the "
-            "scenario checks; ✗ marks a scenario that did not go as "
-            "expected on that kernel. `–` = not run there.", ""]
-    table = []
+    out += ["", "The first row is the tracer: bcc's version and the hooks "
+            "it could not place there, or ✗ and why the catalogue cannot "
+            "run on that kernel in that mode. Each other cell: side (a = "
+            "client, b = server): **cause** `caller > emitting function` "
+            "kernel reason; counters the scenario checks; ✗ marks a "
+            "scenario that did not go as expected on that kernel. `–` = "
+            "not run there.", ""]
+    table = [["(tracer)"] + [run_cell(runs.get(c.label)) for c in columns]
+             ] if runs else []
     for name, row, diffs in rows:
         rules = getattr(by_name.get(name), "counters", {})
         cells = [cell(row[c.label], rules) if c.label in row else "–"
