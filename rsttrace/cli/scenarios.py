@@ -74,16 +74,18 @@ def _run_catalogue(names, as_json, mode, summary, output=None,
     if host_wide:
         os.environ[HOST_WIDE_ENV] = "1"
     out = OutputFile(output) if output else None
+    opened = False
     try:
         chosen = by_name(list(names))
         if out:
             out.open()                  # a bad path fails before the run
+            opened = True
         results, tracer = run_scenarios(chosen, mode=mode)
     except RsttraceError as e:
-        if out and not isinstance(e, UsageError):
+        if opened and not isinstance(e, UsageError):
             # this kernel cannot run it: that is a result too
             _write(out, [run_record(mode, error=str(e))])
-        elif out:
+        elif opened:
             out.discard()
         fail(e)
     except BaseException:
