@@ -191,6 +191,9 @@ class Tracer:
         module loads (rsttrace.trace.module_probes)."""
         if self.module_probes is None:
             tfs = features.tracefs()
+            if tfs is None:
+                raise OSError("no tracefs, where kprobes on module "
+                              "functions are made")
             module_probes.remove_stale(tfs, self.warn)
             self.module_probes = module_probes.ModuleProbes(tfs)
         prog = self.bpf.load_func(fn.encode(), self.bpf.KPROBE)
