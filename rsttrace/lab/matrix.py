@@ -265,11 +265,7 @@ def build(results, catalogue=()):
     return columns, rows, runs
 
 
-def markdown(results, catalogue=(), date=None):
-    from rsttrace.lab.catalogue import CATALOGUE
-    catalogue = catalogue or CATALOGUE
-    by_name = {s.name: s for s in catalogue}
-    columns, rows, runs = build(results, catalogue)
+def _intro(columns, date):
     out = ["# RSTs across kernels", ""]
     if date:
         out.append("Generated %s by `scripts/kernel-matrix` (`rsttrace "
@@ -278,13 +274,21 @@ def markdown(results, catalogue=(), date=None):
         out.append("")
     out.append("Kernels: " + ", ".join("`%s` (%s mode)" % (c.kernel, c.mode)
                                        for c in columns) + ".")
-    out += ["", "The first row is the tracer: bcc's version and the hooks "
-            "it could not place there, or ✗ and why the catalogue cannot "
-            "run on that kernel in that mode. Each other cell: side (a = "
-            "client, b = server): **cause** `caller > emitting function` "
-            "kernel reason; counters the scenario checks; ✗ marks a "
-            "scenario that did not go as expected on that kernel. `–` = "
-            "not run there.", ""]
+    return out + [
+        "", "The first row is the tracer: bcc's version and the hooks it "
+        "could not place there, or ✗ and why the catalogue cannot run on "
+        "that kernel in that mode. Each other cell: side (a = client, b = "
+        "server): **cause** `caller > emitting function` kernel reason; "
+        "counters the scenario checks; ✗ marks a scenario that did not go "
+        "as expected on that kernel. `–` = not run there.", ""]
+
+
+def markdown(results, catalogue=(), date=None):
+    from rsttrace.lab.catalogue import CATALOGUE
+    catalogue = catalogue or CATALOGUE
+    by_name = {s.name: s for s in catalogue}
+    columns, rows, runs = build(results, catalogue)
+    out = _intro(columns, date)
     table = [["(tracer)"] + [run_cell(runs.get(c.label)) for c in columns]
              ] if runs else []
     for name, row, diffs in rows:
