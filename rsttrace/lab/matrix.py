@@ -38,8 +38,10 @@ def load(paths, warn=None):
 
 
 class Column:
-    def __init__(self, kernel, mode):
+    def __init__(self, kernel, mode, not_hooked=()):
         self.kernel, self.mode = kernel, mode
+        # hooks its tracer could not place (its run record says why)
+        self.not_hooked = frozenset(not_hooked)
 
     @property
     def label(self):
@@ -51,6 +53,8 @@ class Column:
     def sees(self, spot):
         """Whether this column's tracer saw what visibility.BLIND_SPOTS[spot]
         describes (the scenarios run with --packets)."""
+        if spot == "challenge_ack" and CHALLENGE_HOOK in self.not_hooked:
+            return False
         return Visibility.of_release(self.kernel, self.mode).sees(spot)
 
 
@@ -106,6 +110,11 @@ SOCKETLESS_NOTE = ("tracepoint mode before 6.10 does not see RSTs sent "
                    "them only since 6.10")
 CHALLENGE_NOTE = ("tracepoint mode cannot see challenge ACKs: "
                   "tcp_send_challenge_ack has no tracepoint")
+CHALLENGE_HOOK = "tcp_send_challenge_ack"
+UNHOOKED_CHALLENGE_NOTE = ("where the tracer row says tcp_send_challenge_ack "
+                           "could not be hooked (fentry on a kernel that has "
+                           "only a compiler clone of it) challenge ACKs are "
+                           "not seen")
 
 
 class Difference:
@@ -202,7 +211,11 @@ def _challenge_differences(r):
     quiet = [c for c in r.present if not challenge[c.label]]
     seen = set().union(*challenge.values())
     if all(not c.sees("challenge_ack") for c in quiet):
-        return [Difference("challenge ACK", CHALLENGE_NOTE, "attach mode")]
+        unhooked = any(CHALLENGE_HOOK in c.not_hooked for c in quiet)
+        text = "; ".join(
+            ([CHALLENGE_NOTE] if any(c.mode == "tracepoint" for c in quiet)
+             else []) + ([UNHOOKED_CHALLENGE_NOTE] if unhooked else []))
+        return [Difference("challenge ACK", text, "attach mode")]
     if all((side, "challenge_ack", cause) in r.tolerated
            for side, cause in seen):
         return [Difference("challenge ACK", "a challenge ACK the scenario "
@@ -243,8 +256,9 @@ def build(results, catalogue=()):
     rows per scenario in catalogue order: (scenario, {label: result},
     differences); runs: {label: run record}."""
     cols = {}
-    for r in results:
-        c = Column(r["kernel"], r.get("mode", "?"))
+    for r in sorted(results, key=lambda r: "run" not in r):
+        c = Column(r["kernel"], r.get("mode", "?"),
+                   (r["run"].get("not_hooked") or {}) if "run" in r else ())
         cols.setdefault(c.label, c)
     columns = sorted(cols.values(), key=lambda c: (
         history.version(c.kernel), c.kernel,

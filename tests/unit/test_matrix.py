@@ -253,3 +253,29 @@ def test_results_without_run_records_have_no_tracer_row():
     text = matrix.markdown([_res("no-listener", "6.1.0-1", "kprobe", [])],
                            date="2026-01-01")
     assert "(tracer)" not in text
+
+
+def test_challenge_acks_missing_where_their_hook_could_not_be_placed():
+    """5.10 has only tcp_send_challenge_ack.constprop.0, which fentry cannot
+    hook: its fentry column sees no challenge ACK, and the run record says
+    why, so the difference is explained."""
+    records = [
+        _run("5.10.0-32-amd64", "fentry", not_hooked={
+            "tcp_send_challenge_ack": "only the compiler clone "
+            "tcp_send_challenge_ack.constprop.0 exists; fentry needs the "
+            "function itself"}),
+        _res("x", "5.10.0-32-amd64", "fentry", []),
+        _run("5.10.0-32-amd64", "kprobe"),
+        _res("x", "5.10.0-32-amd64", "kprobe",
+             [_ev("b", "challenge_ack", "challenge-ack", CHALLENGE)]),
+        _res("x", "5.10.0-32-amd64", "tracepoint", []),
+    ]
+    columns, rows, _ = matrix.build(records)
+    (_, _, diffs), = rows
+    assert [(d.what, d.explained) for d in diffs] == [("challenge ACK",
+                                                       "attach mode")]
+    assert diffs[0].text == "; ".join((matrix.CHALLENGE_NOTE,
+                                       matrix.UNHOOKED_CHALLENGE_NOTE))
+    # without the run record saying so, it is not explained
+    columns, rows, _ = matrix.build(records[1:])
+    assert rows[0][2][0].explained is None
