@@ -94,10 +94,10 @@ def hook_rows(mode):
             continue
         args = ", ".join("%s=arg%d" % (r, i) for r, i in
                          sorted(p.positions.items()) if i >= 0)
-        if h is hooks.PACKET_HOOK:      # opt-in, in every mode
-            use = "used with --packets"
-        elif (mode == "tracepoint") != h.tracepoint:
+        if h not in hooks.hooks_for(mode, packets=True):
             use = "present, not used"
+        elif h not in hooks.hooks_for(mode):        # opt-in
+            use = "used with --packets"
         elif p.module:                  # in a module, loaded or not
             use = p.status() + ("; used" if p.loaded else "")
         else:

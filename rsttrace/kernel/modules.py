@@ -33,12 +33,21 @@ def _name_of_file(path):
 def loaded():
     """The names of the modules loaded now; empty when the kernel loads
     none (no /proc/modules)."""
+    return frozenset(name for name, _ in instances())
+
+
+def instances():
+    """(name, load address) of each module loaded now: a module unloaded
+    and loaded again between two looks is back under the same name, likely
+    at another address."""
     try:
         with open(PROC_MODULES, "rb") as f:
-            return frozenset(line.split(b" ", 1)[0].decode("ascii", "replace")
-                             for line in f if line.strip())
+            rows = [line.split() for line in f if line.strip()]
     except OSError:
         return frozenset()
+    return frozenset((r[0].decode("ascii", "replace"),
+                      r[5].decode("ascii", "replace") if len(r) > 5 else "")
+                     for r in rows)
 
 
 def supported():

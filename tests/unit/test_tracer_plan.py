@@ -98,24 +98,31 @@ def test_hooks_come_and_go_with_their_modules(monkeypatch):
                         module="nf_reject_ipv4", loaded=False),
         hooks.Placement(hooks.by_key("TCP_RESET"), "tcp_reset"),
         hooks.Placement(hooks.by_key("NF_SEND_RESET6"), skipped="inlined")]
-    now = [frozenset({"x_tables"})]
-    monkeypatch.setattr(modules, "loaded", lambda: now[0])
+    now = [{"x_tables": "0xa"}]
+    monkeypatch.setattr(modules, "instances",
+                        lambda: frozenset(now[0].items()))
     monkeypatch.setattr(t, "_forget_bcc_symbols", lambda: None)
     forgotten = []
     monkeypatch.setattr(features, "forget_symbols",
                         lambda: forgotten.append(1))
     assert not t.check_modules()            # the first look
     assert not t.refresh_symbols() and said == [] and forgotten == []
-    now[0] = frozenset({"x_tables", "nf_reject_ipv4", "nf_reject_ipv6"})
+    now[0] = {"x_tables": "0xa", "nf_reject_ipv4": "0xb",
+              "nf_reject_ipv6": "0xc"}
     assert t.check_modules()
     assert said == ["hook nf_send_reset attached late: module "
                     "nf_reject_ipv4 loaded"]
     assert forgotten == [1]
     assert t.refresh_symbols() and not t.refresh_symbols()
-    now[0] = frozenset({"nf_reject_ipv4", "nf_reject_ipv6"})
+    now[0] = {"nf_reject_ipv4": "0xb", "nf_reject_ipv6": "0xc"}
     assert t.check_modules() and len(said) == 1     # none of its hooks
-    now[0] = frozenset()
+    # unloaded and loaded again between two looks: elsewhere now
+    now[0] = {"nf_reject_ipv4": "0xd", "nf_reject_ipv6": "0xc"}
+    assert t.check_modules() and len(said) == 1 and len(forgotten) == 3
+    assert t.refresh_symbols() and not t.refresh_symbols()
+    now[0] = {}
     assert t.check_modules()
     assert said[1:] == ["hook nf_send_reset idle: module nf_reject_ipv4 "
                         "unloaded (hooked again when it loads)"]
-    assert not t.check_modules() and len(said) == 2 and len(forgotten) == 3
+    assert not t.check_modules() and len(said) == 2 and len(forgotten) == 4
+    assert t.refresh_symbols(force=True) and len(forgotten) == 5

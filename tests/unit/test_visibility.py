@@ -10,18 +10,22 @@ from rsttrace.trace.visibility import BLIND_SPOTS, Visibility, spot_of
 
 OLD_FMT = "field:const void * skbaddr;\nfield:__u16 sport;\n"
 NEW_FMT = OLD_FMT + "field:enum sk_rst_reason reason;\n"
+# skb:kfree_skb before and after it named the dropping socket (6.11)
+OLD_DROP = "field:void * skbaddr;\nfield:void * location;\n"
+NEW_DROP = OLD_DROP + "field:void * rx_sk;\n"
 
 
 @pytest.fixture()
 def kernel_with(monkeypatch):
     """nf_reject: True (nf_send_reset in the kernel), False (its module
-    not in this kernel) or a modules state (where it is)."""
-    def make(fmt, nf_reject):
+    not in this kernel) or a modules state (where it is); drop: the format
+    of skb:kfree_skb."""
+    def make(fmt, nf_reject, drop=OLD_DROP):
         state = {True: modules.IN_KERNEL, False: modules.ABSENT}.get(
             nf_reject, nf_reject)
         module = None if state == modules.IN_KERNEL else "nf_reject_ipv4"
         monkeypatch.setattr(features, "tracepoint_format",
-                            lambda c, n: fmt)
+                            lambda c, n: drop if n == "kfree_skb" else fmt)
         monkeypatch.setattr(modules, "locate", lambda f, hint=None:
                             modules.Place(f, state, module, f, why="test"))
     return make
@@ -53,12 +57,18 @@ def test_a_reject_module_loaded_later_is_seen_in_kprobe_mode(kernel_with,
 def test_tracepoint_mode_by_format(kernel_with):
     kernel_with(OLD_FMT, True)
     assert set(Visibility.here("tracepoint", False).blind_spots()) == {
-        "challenge_ack", "socketless", "packets"}
+        "challenge_ack", "socketless", "packets", "time_wait"}
     assert set(Visibility.here("tracepoint", True).blind_spots()) == {
-        "challenge_ack", "socketless"}
+        "challenge_ack", "socketless", "time_wait"}
     kernel_with(NEW_FMT, True)
     assert set(Visibility.here("tracepoint", False).blind_spots()) == {
-        "challenge_ack", "packets"}
+        "challenge_ack", "packets", "time_wait"}
+    # TIME_WAIT kills: with --packets where skb:kfree_skb names the socket
+    kernel_with(NEW_FMT, True, NEW_DROP)
+    assert set(Visibility.here("tracepoint", True).blind_spots()) == {
+        "challenge_ack"}
+    assert "time_wait" in Visibility.here("tracepoint", False).blind_spots()
+
 
 def test_tracepoint_mode_without_its_format_goes_by_version(kernel_with,
                                                            monkeypatch):
@@ -71,10 +81,12 @@ def test_tracepoint_mode_without_its_format_goes_by_version(kernel_with,
 
 
 @pytest.mark.parametrize("release,mode,blind", [
-    ("5.10.0-32-amd64", "tracepoint", {"challenge_ack", "socketless"}),
+    ("5.10.0-32-amd64", "tracepoint", {"challenge_ack", "socketless",
+                                       "time_wait"}),
     ("6.1.0-50-amd64", "kprobe", set()),
     ("6.12.117+deb13-amd64", "tracepoint", {"challenge_ack"}),
-    ("6.9.12", "tracepoint", {"challenge_ack", "socketless"}),
+    ("6.9.12", "tracepoint", {"challenge_ack", "socketless", "time_wait"}),
+    ("6.10.1", "tracepoint", {"challenge_ack", "time_wait"}),
     ("7.2.13+deb14-amd64", "fentry", set()),
 ])
 def test_of_release(release, mode, blind):
@@ -82,7 +94,10 @@ def test_of_release(release, mode, blind):
 
 
 def test_texts_and_spots():
-    assert set(BLIND_SPOTS) == {"challenge_ack", "socketless", "packets"}
+    assert set(BLIND_SPOTS) == {"challenge_ack", "socketless", "packets",
+                                "time_wait"}
+    assert spot_of("received", "time-wait-assassination") == "time_wait"
+    assert spot_of("abort", "data-after-close") is None
     assert spot_of("challenge_ack", "challenge-ack") == "challenge_ack"
     assert spot_of("sent", "firewall-reject") == "packets"
     assert spot_of("sent", "no-listener") == "socketless"

@@ -144,3 +144,18 @@ def test_reject_modules_are_hooked_as_they_load(runs, suite):
         assert by[name]["ok"], by[name]["verdict"]
         assert [e["hook"] for e in by[name]["events"]
                 if e["side"] == "b"] == [hook], name
+def test_per_event_tests_ran_in_every_mode(runs, suite):
+    """The per-event tests ran, and passed, in kprobe, fentry and tracepoint
+    mode and through the perf buffer: a stock Debian kernel offers them all
+    (scripts/vm-suite sets RSTTRACE_TEST_MODES, so a missing mode fails
+    there instead of leaving its tests out)."""
+    import provoke
+    _, log, _, _ = runs[suite]
+    causes = len(provoke.cases(4)) + len(provoke.cases(6))   # 13 each
+    for param in ("kprobe", "fentry", "tracepoint", "tracepoint-perf"):
+        passed = re.findall(r"^PASSED tests/integration/test_trace_events\.py"
+                            r"::test_cause\[%s-(?!perf-)[a-z0-9-]+\]$"
+                            % re.escape(param), log, re.M)
+        assert len(passed) == causes, (param, passed, log[-3000:])
+    assert re.search(r"^PASSED tests/integration/test_trace_events\.py::"
+                     r"test_rsttrace_agrees_on_the_modes$", log, re.M)
