@@ -13,8 +13,9 @@ import sys
 
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
-from rsttrace.kernel import features, modules, offsets
+from rsttrace.kernel import features, offsets
 from rsttrace.trace import hooks, module_probes
+from rsttrace.trace.module_watch import ModuleWatch
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
 
@@ -111,8 +112,7 @@ class Tracer:
         self.ringbuf = False
         self.perf_lost = 0
         self.module_probes = None   # kprobes on module functions
-        self._modules = None        # the modules loaded at the last look
-        self._symbols_stale = False
+        self.module_watch = ModuleWatch(lambda line: self.warn(line))
 
     # -- planning (no BPF loaded yet) --------------------------------------
 
@@ -201,7 +201,7 @@ class Tracer:
                                 "run `rsttrace doctor` to see what this "
                                 "kernel lacks")
         try:
-            self._modules = modules.instances()
+            self.check_modules()         # the first look: what is there
             if self.summary_only:
                 self._count_into(b"agg_a")
             self._attach()
@@ -372,52 +372,15 @@ class Tracer:
         return self.bpf.ksym(addr).decode("ascii", "replace")
 
     def check_modules(self):
-        """Notice modules loaded or unloaded since the last look: read
-        kernel symbols again and say which hooks a module brought or took
-        away. True when the modules changed. (The session looks on every
-        poll; a kprobe on a module function is armed by the kernel itself
-        as the module loads, so nothing waits for this look.)"""
-        now = modules.instances()
-        if self._modules is None or now == self._modules:
-            self._modules = now
-            return False
-        before = {name for name, _ in self._modules}
-        self._modules = now
-        now = {name for name, _ in now}
-        self._symbols_stale = True
-        features.forget_symbols()
-        self._forget_bcc_symbols()
-        for p in self.attached():
-            if p.module in now and p.module not in before:
-                self.warn("hook %s attached late: module %s loaded"
-                          % (p.hook.name, p.module))
-            elif p.module in before and p.module not in now:
-                self.warn("hook %s idle: module %s unloaded (hooked again "
-                          "when it loads)" % (p.hook.name, p.module))
-        return True
-
-    @staticmethod
-    def _forget_bcc_symbols():
-        """bcc reads kallsyms once and bcc_symcache_refresh() does not
-        reload kernel symbols (KSyms::refresh fills only an empty table),
-        so drop its cache: a module loaded later would be named after
-        whatever symbol precedes it. bcc makes a new one on use."""
-        import bcc
-        from bcc.libbcc import lib
-        old = bcc.BPF._sym_caches.pop(-1, None)
-        if old is not None:
-            lib.bcc_free_symcache(old.cache, -1)
+        """Say which hooks modules loaded or unloaded since the last look
+        brought or took away; True when the modules changed."""
+        return self.module_watch.check(self.attached())
 
     def refresh_symbols(self, force=False):
-        """True when kernel symbols changed since the last call (modules
-        loaded or unloaded): names given before may be wrong now. With
-        `force`, bcc's kernel symbols are read again in any case."""
-        if force:
-            features.forget_symbols()
-            self._forget_bcc_symbols()
-        self.check_modules()
-        stale, self._symbols_stale = self._symbols_stale, False
-        return stale or force
+        """True when kernel symbols changed since the last call (with
+        `force`, read again in any case): names given before may be wrong
+        now."""
+        return self.module_watch.refresh(self.attached(), force)
 
     def detach(self):
         """Stop the probes and keep the maps and buffers: what was counted

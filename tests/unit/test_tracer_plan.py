@@ -8,7 +8,7 @@ from rsttrace.trace import hooks
 
 from rsttrace.kernel import features, modules
 
-from rsttrace.trace import tracer
+from rsttrace.trace import module_watch, tracer
 from rsttrace.errors import RsttraceError
 
 
@@ -101,9 +101,8 @@ def test_hooks_come_and_go_with_their_modules(monkeypatch):
     now = [{"x_tables": "0xa"}]
     monkeypatch.setattr(modules, "instances",
                         lambda: frozenset(now[0].items()))
-    monkeypatch.setattr(t, "_forget_bcc_symbols", lambda: None)
     forgotten = []
-    monkeypatch.setattr(features, "forget_symbols",
+    monkeypatch.setattr(module_watch, "forget_symbols",
                         lambda: forgotten.append(1))
     assert not t.check_modules()            # the first look
     assert not t.refresh_symbols() and said == [] and forgotten == []
