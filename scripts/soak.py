@@ -26,6 +26,7 @@ and the RSTs counted against the kernel's own count.
 import argparse
 import datetime
 import errno
+import functools
 import glob
 import gzip
 import json
@@ -53,7 +54,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 EXTRA = range(10, 26)           # extra host numbers per side
 LISTEN_PORT = 8080
 WARMUP_S = 60
-EXPORTER_PORT = 9871
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (for the exporter: a fixed one
+    would collide with another soak, or a test's, running meanwhile)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def log(msg):
@@ -183,7 +191,7 @@ def tracer_argv(a, cap, pairs):
     ready."""
     if a.exporter:
         argv = [RSTTRACE, "exporter", "--listen",
-                "127.0.0.1:%d" % EXPORTER_PORT, "--interval", "5",
+                "127.0.0.1:%d" % a.port, "--interval", "5",
                 "--label", "netns,local_port", "--max-label-values", "50",
                 "--forget-after", "300"]
         ready = "exporting to"
@@ -196,12 +204,12 @@ def tracer_argv(a, cap, pairs):
     return argv, ready
 
 
-def scrape():
+def scrape(port):
     """(seconds the scrape took, {metric line name: value summed})."""
     import urllib.request
     t0 = time.monotonic()
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics"
-                                % EXPORTER_PORT, timeout=30) as r:
+                                % port, timeout=30) as r:
         text = r.read().decode()
     took = time.monotonic() - t0
     values = {}
@@ -234,7 +242,8 @@ def run(a, workdir):
         for g in gens:
             g.start()
         samples = measure(proc.pid, a.minutes * 60, a.every, counts, gens,
-                          scrape if a.exporter else None)
+                          functools.partial(scrape, a.port)
+                          if a.exporter else None)
         stop.set()
         for g in gens:
             g.join(30)
@@ -242,7 +251,7 @@ def run(a, workdir):
         final = None
         if a.exporter:
             time.sleep(6)               # one more harvest (--interval 5)
-            final = scrape()[1]
+            final = scrape(a.port)[1]
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(120)
         if rc != 0:
@@ -400,6 +409,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak: needs root (BPF, namespaces)")
+    a.port = free_port()
     t0 = time.monotonic()
     import tempfile
     with tempfile.TemporaryDirectory(prefix="rsttrace-soak-") as workdir:
