@@ -1,8 +1,11 @@
 """bench/MUTATION.md, the mutation report of scripts/mutation: one row of
-figures per module, the run they come from, and the survivors' sections;
-and the merge of a run of some modules into an earlier report, whose other
-modules keep the rows and survivors of the run that made them."""
+figures per module, the run they come from, and the survivors' sections
+(each with its diff, read from mutmut's mutated copy); and the merge of a
+run of some modules into an earlier report, whose other modules keep the
+rows and survivors of the run that made them."""
 
+import difflib
+import os
 import re
 
 HEADER = ("| module | mutants run | killed | equivalent survivors | "
@@ -60,6 +63,34 @@ def section(name, code, why, diff):
         "Equivalent: %s" % why if why else
         "NOT EXPLAINED (exit code %s): kill it with a test or explain it"
         % code, "", "```diff", diff, "```"])
+
+
+def mutant_diff(work, mutant):
+    """The mutant's change: its function against the original's, both as
+    mutmut wrote them into the mutated copy of the module."""
+    module, _, fn = mutant.rpartition(".")
+    path = os.path.join(work, "mutants", *module.split(".")) + ".py"
+    with open(path) as f:
+        lines = f.read().split("\n")
+
+    def body(name):
+        start = next(i for i, l in enumerate(lines)
+                     if re.match(r"\s*def %s\(" % re.escape(name), l))
+        indent = len(lines[start]) - len(lines[start].lstrip())
+        out = []
+        for l in lines[start + 1:]:
+            if l.strip() and len(l) - len(l.lstrip()) <= indent and \
+                    not l.lstrip().startswith(")"):
+                break
+            out.append(l)
+        return out
+    orig = re.sub(r"__mutmut_\d+$", "__mutmut_orig", fn)
+    try:
+        a, b = body(orig), body(fn)
+    except StopIteration:
+        return "(diff not found)"
+    return "\n".join(l for l in difflib.unified_diff(a, b, lineterm="", n=0)
+                     if not l.startswith(("+++", "---", "@@"))).strip()
 
 
 def render(modules, quick=False, mutmut="mutmut", goal=85.0):

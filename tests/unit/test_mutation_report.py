@@ -212,3 +212,42 @@ def test_the_committed_report_is_consistent():
         assert len(m.survivors) == equivalent + unexplained, path
         assert sum(s.count("\nEquivalent: ") for s in m.survivors) == \
             equivalent, path
+
+
+# how mutmut writes a mutated module: the original and each mutant as
+# functions of their own (a trampoline picks one per MUTANT_UNDER_TEST)
+MUTATED = """import os
+
+def x_f__mutmut_orig(a, b):
+    if a:
+        raise E(
+            "what",
+            "fix")
+    return a // b
+
+def x_f__mutmut_3(a, b):
+    if a:
+        raise E(
+            "what",
+            None)
+    return a // b
+
+def x_f__mutmut_4(a, b):
+    if a:
+        raise E(
+            "what",
+            "fix")
+    return a / b
+"""
+
+
+def test_a_survivors_diff_is_its_change_alone(tmp_path):
+    pkg = tmp_path / "mutants" / "rsttrace" / "kernel"
+    pkg.mkdir(parents=True)
+    (pkg / "m.py").write_text(MUTATED)
+    assert mr.mutant_diff(str(tmp_path), "rsttrace.kernel.m.x_f__mutmut_3") \
+        == '-            "fix")\n+            None)'
+    assert mr.mutant_diff(str(tmp_path), "rsttrace.kernel.m.x_f__mutmut_4") \
+        == "-    return a // b\n+    return a / b"
+    assert mr.mutant_diff(str(tmp_path), "rsttrace.kernel.m.x_f__mutmut_9") \
+        == "(diff not found)"
