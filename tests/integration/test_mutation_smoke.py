@@ -6,6 +6,7 @@ only keeps the script from rotting)."""
 import os
 import re
 import subprocess
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -13,19 +14,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 
 def test_mutation_quick(tmp_path):
     out = tmp_path / "mutation.md"
+    started = time.time()
     res = subprocess.run([os.path.join(REPO, "scripts", "mutation"),
                           "--quick", "-o", str(out)], capture_output=True,
                          text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     text = out.read_text()
     row = re.search(r"^\| rsttrace/kernel/reasons\.py \| (\d+) \| (\d+) \| "
-                    r"(\d+) \| (\d+) \| ([\d.]+)% \| (\d+) \|$", text,
+                    r"(\d+) \| (\d+) \| ([\d.]+)% \| (\d+) \| "
+                    r"(\d{4}-\d\d-\d\d \d\d:\d\d UTC), (\d+) s \|$", text,
                     re.M)
     assert row, text
-    mutants, killed, equivalent, unexplained, score, not_run = row.groups()
+    mutants, killed, equivalent, unexplained, score, not_run, when, secs = \
+        row.groups()
     assert not_run == "0"
     assert int(mutants) >= 20                   # it did mutate the module
     assert int(unexplained) == 0
     assert int(killed) + int(equivalent) == int(mutants)
     assert float(score) >= 85.0
     assert text.startswith("# Mutation testing\n")
+    # the row names its run: this one, today (UTC), and a length
+    assert when[:10] in {time.strftime("%Y-%m-%d", time.gmtime(t))
+                         for t in (started, time.time())}
+    assert 0 < int(secs) <= time.time() - started + 1
