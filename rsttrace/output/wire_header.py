@@ -10,7 +10,6 @@ is written in both languages, and tests/unit/test_wire_header.py compiles
 the C one and holds the two together byte for byte.
 """
 
-import functools
 import ipaddress
 import struct
 
@@ -40,7 +39,6 @@ def flag_bits(text):
     return _flag_bits(text)
 
 
-@functools.lru_cache(maxsize=256)
 def _flag_bits(text):
     if text == "none":
         return 0
@@ -85,7 +83,6 @@ def _packed(text, family):
     return _packed_text(text, family)
 
 
-@functools.lru_cache(maxsize=65536)
 def _packed_text(text, family):
     try:
         addr = ipaddress.ip_address(text)

@@ -25,10 +25,11 @@ FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
 WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
               "owner_source")
 
-# Caches, each bounded, and each kept because a storm repeats its values
-# (few stacks, peers and names) while the first computation is costly:
-# a stack is a map lookup and a kallsyms search per frame; ipaddress and
-# datetime formatting cost more than the rest of a record.
+# Caches, each bounded, and each kept because scripts/bench-caches shows
+# it pays (bench/CACHES.md): a storm repeats its values (few stacks, peers
+# and names) while the first computation is costly: a stack is a map
+# lookup and a kallsyms search per frame; ipaddress and datetime
+# formatting cost more than the rest of a record.
 STACKS_KEPT = 65536
 SYMBOLS_KEPT = 65536
 
@@ -42,7 +43,6 @@ def address(raw, family):
     return str(addr)
 
 
-@functools.lru_cache(maxsize=4096)
 def _comm(raw):
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
