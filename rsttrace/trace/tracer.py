@@ -7,13 +7,14 @@
     tracer.close()
 """
 
+import contextlib
 import ctypes
 import os
 import sys
 
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
-from rsttrace.kernel import features, offsets
+from rsttrace.kernel import features, headers, offsets
 from rsttrace.trace import hooks
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
@@ -51,6 +52,22 @@ def require_root():
                             "run it with sudo")
 
 
+@contextlib.contextmanager
+def _environ(values):
+    """os.environ with `values` set (bcc reads BCC_KERNEL_SOURCE while it
+    compiles), as it was afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
@@ -69,6 +86,7 @@ class Tracer:
         self.mode = None
         self.placements = []
         self.kbtf = None
+        self.headers = None
         self.ringbuf = False
         self.perf_lost = 0
 
@@ -80,12 +98,21 @@ class Tracer:
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()
-        if self.kbtf is None and not features.headers_match():
+        self.headers = headers.find()
+        if self.kbtf is None and not (self.headers and self.headers.matches(
+                features.release())):
             raise RsttraceError(
                 "this kernel has no BTF (/sys/kernel/btf/vmlinux) and no "
                 "matching headers, so rsttrace cannot know its struct layout",
                 "install linux-headers-%s, or use a kernel built with "
                 "CONFIG_DEBUG_INFO_BTF=y" % features.release())
+        if self.headers is None and not headers.kheaders_possible():
+            raise RsttraceError(
+                "found no kernel headers for bcc (%s/%s/build, /usr/src)"
+                % (headers.MODULES_DIR, features.release()),
+                "install linux-headers-%s, or where there is none the "
+                "generic linux-headers package of this architecture"
+                % features.release())
         if self.requested_mode in (None, "auto"):
             self.mode = hooks.auto_mode()
         else:
@@ -122,6 +149,8 @@ class Tracer:
         if self.owners:
             flags += ["-DOWNERS", "-DOWNER_ENTRIES=%d" % OWNER_ENTRIES]
         flags += offsets.cflags(self.kbtf)
+        if self.headers is not None:
+            flags += self.headers.cflags()
         for p in self.placements:
             flags += p.cflags()
         flags += self.filters.cflags()
@@ -139,8 +168,9 @@ class Tracer:
             if p.skipped:
                 self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
         try:
-            self.bpf = bcc.BPF(src_file=BPF_SOURCE.encode(),
-                               cflags=self.cflags())
+            with _environ(self.headers.environ() if self.headers else {}):
+                self.bpf = bcc.BPF(src_file=BPF_SOURCE.encode(),
+                                   cflags=self.cflags())
         except Exception as e:
             raise RsttraceError("the BPF program did not compile or load (%s)"
                                 % str(e).strip().splitlines()[-1],

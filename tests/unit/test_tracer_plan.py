@@ -6,10 +6,19 @@ import pytest
 
 from rsttrace.trace import hooks
 
-from rsttrace.kernel import features
+from rsttrace.kernel import features, headers
 
 from rsttrace.trace import tracer
 from rsttrace.errors import RsttraceError
+
+
+class OwnHeaders(headers.Tree):
+    """The running kernel's own header tree."""
+    def matches(self, release):
+        return True
+
+
+OWN = OwnHeaders("/lib/modules/x/build", "/lib/modules/x/build", "modules")
 
 
 @pytest.fixture()
@@ -22,7 +31,7 @@ def plain(monkeypatch):
 
 def test_no_btf_and_no_matching_headers(plain):
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: False)
+    plain.setattr(headers, "find", lambda: None)
     with pytest.raises(RsttraceError) as e:
         tracer.Tracer().plan()
     msg = str(e.value)
@@ -30,9 +39,22 @@ def test_no_btf_and_no_matching_headers(plain):
     assert "\n" not in msg
 
 
+def test_no_headers_at_all(plain):
+    """BTF but no header tree anywhere for bcc's includes, and no
+    kheaders: one line naming the packages."""
+    plain.setattr(features, "load_btf", lambda: object())
+    plain.setattr(headers, "find", lambda: None)
+    plain.setattr(headers, "kheaders_possible", lambda: False)
+    with pytest.raises(RsttraceError) as e:
+        tracer.Tracer().plan()
+    msg = str(e.value)
+    assert "no kernel headers for bcc" in msg and "linux-headers-" in msg
+    assert "\n" not in msg
+
+
 def test_no_hook_exists(plain):
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(headers, "find", lambda: OWN)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
     plain.setattr(features, "tracepoint_exists", lambda c, n: False)
     with pytest.raises(RsttraceError) as e:
@@ -42,7 +64,7 @@ def test_no_hook_exists(plain):
 
 def test_without_btf_offsets_come_from_headers(plain):
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(headers, "find", lambda: OWN)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
     plain.setattr(features, "tracepoint_exists", lambda c, n: True)
     plain.setattr(features, "ringbuf_supported", lambda: False)
@@ -74,7 +96,7 @@ def test_owner_probe_when_asked_for_and_there(plain, owners, summary_only,
     --no-owner or --summary-only says otherwise or the kernel lacks it
     (then with one warning)."""
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(headers, "find", lambda: OWN)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
     plain.setattr(features, "tracepoint_exists",
                   lambda c, n: not (missing and c == "sock"))
