@@ -19,10 +19,10 @@ from rsttrace.trace import hooks
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BPF_DIR = os.path.join(_PACKAGE, "bpf")
-if not os.path.isdir(BPF_DIR):  # running from a source checkout
-    BPF_DIR = os.path.join(os.path.dirname(_PACKAGE), "bpf")
+# rsttrace/bpf: in the tree a link to bpf/, in an installed package (wheel,
+# .deb) the sources themselves (setup.cfg: package_data)
+BPF_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "bpf")
 BPF_SOURCE = os.path.join(BPF_DIR, "rsttrace.bpf.c")
 
 STACK_ENTRIES = 16384
