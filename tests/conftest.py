@@ -14,3 +14,21 @@ def _bpf_precondition(request):
         require_bpf()
     if request.node.get_closest_marker("vm"):
         require_vm_host()
+
+
+@pytest.fixture(scope="session")
+def deb_package(tmp_path_factory):
+    """The Debian package, built once per session by scripts/build-deb (as
+    root) for tests/packaging and the VM guests: (path of the .deb, what
+    lintian said)."""
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path_factory.mktemp("deb")
+    res = subprocess.run([os.path.join(root, "scripts", "build-deb"),
+                          str(out)], cwd=root, capture_output=True,
+                         text=True, timeout=1800)
+    assert res.returncode == 0, res.stderr[-5000:]
+    deb = res.stdout.strip().splitlines()[-1]
+    assert os.path.isfile(deb), res.stdout
+    return deb, (out / "lintian.txt").read_text()

@@ -25,8 +25,11 @@ BPF_FILES = sorted(f for f in os.listdir(os.path.join(ROOT, "bpf"))
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    res = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out),
-                          ROOT], capture_output=True, text=True, timeout=600)
+    # --no-isolation: the venv's own setuptools (the pip install below
+    # builds in isolation, as users' does)
+    res = subprocess.run([sys.executable, "-m", "build", "--no-isolation",
+                          "--outdir", str(out), ROOT],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     wheels = list(out.glob("rsttrace-*.whl"))
     sdists = list(out.glob("rsttrace-*.tar.gz"))
@@ -34,16 +37,19 @@ def dist(tmp_path_factory):
     return wheels[0], sdists[0]
 
 
-def requirements(metadata):
-    """The distribution names of Requires-Dist, extras included."""
+def names(requirements):
+    """The distribution names of requirement strings."""
     return {re.match(r"[A-Za-z0-9._-]+", r).group(0).lower()
-            for r in metadata.get_all("Requires-Dist")}
+            for r in requirements if r.strip() and not r.startswith("[")}
 
 
-def check_metadata(text):
+def check_metadata(text, requires_txt=""):
+    """PKG-INFO or METADATA; an sdist's requirements may also be (older
+    setuptools: only be) in its egg-info's requires.txt."""
     metadata = email.message_from_string(text)
     assert metadata["Name"] == "rsttrace"
-    reqs = requirements(metadata)
+    reqs = names(metadata.get_all("Requires-Dist", []) +
+                 requires_txt.splitlines())
     assert {"click", "pyroute2", "tabulate"} <= reqs, reqs
     assert not {r for r in reqs if "bcc" in r}, reqs
     # ...and they say where bcc comes from instead
@@ -70,7 +76,9 @@ def test_sdist_metadata_and_bpf_sources(dist):
     _, sdist = dist
     with tarfile.open(sdist) as t:
         top = t.getnames()[0].split("/")[0]
-        check_metadata(t.extractfile(top + "/PKG-INFO").read().decode())
+        check_metadata(t.extractfile(top + "/PKG-INFO").read().decode(),
+                       t.extractfile(top + "/rsttrace.egg-info/requires.txt")
+                       .read().decode())
         for f in BPF_FILES:
             member = t.getmember("%s/rsttrace/bpf/%s" % (top, f))
             assert member.isfile(), f         # the file, not the tree's link
