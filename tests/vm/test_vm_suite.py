@@ -28,7 +28,7 @@ DEB_CHECKS = ("no rsttrace before the install", "purged ",
               "brought back", "/usr/bin/rsttrace runs the package's",
               "rsttrace doctor: kprobe mode", "trace --json saw the RST",
               "bash completion", "apt-get remove: every file",
-              "apt-get purge: no BPF program left")
+              "purge: no BPF program left")
 
 
 @pytest.fixture(scope="module")
