@@ -3,6 +3,9 @@ namespaces. Off root they are skipped with the reason; under CI (CI=true) a
 missing precondition is a failure, never a skip (see bpfcheck.py). Tests
 marked `vm` boot stock Debian kernels (tests/vm) and need root likewise."""
 
+import os
+import subprocess
+
 import pytest
 
 from bpfcheck import require_bpf, require_vm_host
@@ -21,8 +24,7 @@ def deb_package(tmp_path_factory):
     """The Debian package, built once per session by scripts/build-deb (as
     root) for tests/packaging and the VM guests: (path of the .deb, what
     lintian said)."""
-    import os
-    import subprocess
+    require_bpf()          # root, before a session fixture builds anything
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = tmp_path_factory.mktemp("deb")
     res = subprocess.run([os.path.join(root, "scripts", "build-deb"),
