@@ -11,7 +11,8 @@
  *                                             checked against the kernel's BTF
  *   OFF_*                                     struct offsets from BTF
  *   SOCK_LINGER_BIT, USE_RINGBUF, FILTER_*,
- *   SUMMARY_ONLY, OWNERS                      see below
+ *   SUMMARY_ONLY (AGG_NETNS, AGG_LOCAL_PORT    see below
+ *   with EPHEMERAL_LO/HI), OWNERS
  * so nothing here depends on the layout of the header tree bcc compiles with.
  */
 #include <uapi/linux/ptrace.h>
@@ -61,7 +62,16 @@ BPF_PERF_OUTPUT(events);
 BPF_TABLE("lru_hash", u64, struct stack_ips, stacks, STACK_ENTRIES);
 BPF_PERCPU_ARRAY(stack_scratch, struct stack_ips, 1);
 #ifdef SUMMARY_ONLY
-BPF_HASH(agg, struct agg_key, u64, AGG_ENTRIES);
+/* Summary mode counts into one of two maps, the one agg_live[0] holds.
+ * User space swaps them (Tracer.take_counts) and then reads and empties the
+ * one it took out: a map-in-map update returns only after the programs
+ * running at that moment are done (maybe_wait_bpf_programs() calls
+ * synchronize_rcu(), kernel/bpf/syscall.c, 5.0 and later), so no count
+ * lands in a map being read, and a map holds the keys of one interval
+ * only, however long the run. */
+BPF_HASH(agg_a, struct agg_key, u64, AGG_ENTRIES);
+BPF_HASH(agg_b, struct agg_key, u64, AGG_ENTRIES);
+BPF_ARRAY_OF_MAPS(agg_live, "agg_a", 1);
 #endif
 /* [COUNT_MATCHED] events that passed the filters,
  * [COUNT_LOST] of those, events the ring buffer had no room for. */
@@ -347,6 +357,35 @@ static __always_inline int read_skb(struct rst_event *ev, const void *skb,
 	return 1;
 }
 
+#if defined(HOOK_TP_NET_DEV_QUEUE) || defined(HOOK_TP_KFREE_SKB)
+/* The TCP flags of a packet (0: not TCP), from its IP header at
+ * skb->network_header (no IPv6 extension headers). */
+static __always_inline u8 tcp_flags_of(const void *skb)
+{
+	unsigned char *head = NULL;
+	u16 nh_off = 0;
+	u8 b0 = 0, proto = 0, tflags = 0;
+	u32 l4 = 0;
+
+	READ(head, skb + OFF_SKB_HEAD);
+	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
+	if (!head || nh_off == 0xffff)
+		return 0;
+	READ(b0, head + nh_off);
+	if ((b0 >> 4) == 4) {
+		READ(proto, head + nh_off + 9);
+		l4 = (b0 & 0x0f) * 4;
+	} else if ((b0 >> 4) == 6) {
+		READ(proto, head + nh_off + 6);
+		l4 = 40;
+	}
+	if (proto != 6 /* IPPROTO_TCP */)
+		return 0;
+	READ(tflags, head + nh_off + l4 + 13);
+	return tflags;
+}
+#endif
+
 static __always_inline u32 skb_netns(const void *skb)
 {
 	void *dev = NULL, *net = NULL;
@@ -400,15 +439,21 @@ static __always_inline int pass_filters(struct rst_event *ev)
 		}
 	}
 #endif
+#ifdef FILTER_PCAP
+	/* A pcap filter expression: pcap_filter() is generated from it by
+	 * rsttrace/trace/pcap_filter.py and put before this file. */
+	if (!pcap_filter(ev))
+		return 0;
+#endif
 	return 1;
 }
 
 /* The facts of an event that attribution needs beyond its hook, state,
  * reason, packet flags and stack (FACT_* in rsttrace.h): decided here
  * once, for the event stream and summary mode alike. */
-static __always_inline u8 facts_of(const struct rst_event *ev)
+static __always_inline u16 facts_of(const struct rst_event *ev)
 {
-	u8 f = 0;
+	u16 f = 0;
 
 	if (ev->flags & EV_PACKET) {
 		f |= FACT_PACKET;
@@ -428,8 +473,42 @@ static __always_inline u8 facts_of(const struct rst_event *ev)
 	}
 	if ((ev->flags & EV_LISTENER) && ev->backlog > ev->backlog_max)
 		f |= FACT_QUEUE_FULL;
+	/* A reply RST takes its seq from the ACK of the segment it answers.
+	 * From SYN_SENT, a SYN-ACK acknowledging exactly snd_nxt is acceptable,
+	 * so the kernel resets it only for its timestamp: the PAWS check of
+	 * tcp_rcv_synsent_state_process() (PAWSActive; reason TCP_RFC7323_PAWS
+	 * from 6.10 on, nothing before). */
+	if (ev->kind == KIND_SENT && (ev->flags & EV_TCP_SOCK) &&
+	    (ev->flags & EV_PACKET) && (ev->seg_flags & TCPF_ACK) &&
+	    ev->seq == ev->snd_nxt)
+		f |= FACT_ACK_NXT;
 	return f;
 }
+
+#ifdef SUMMARY_ONLY
+/* One more RST under `key` in the live map. Two CPUs may both miss a new
+ * key: the second insert fails with EEXIST and adds to the first's. */
+static __always_inline void agg_add(struct agg_key *key)
+{
+	int zero = 0;
+	u64 one = 1, *n;
+	void *live = agg_live.lookup(&zero);
+
+	if (!live) {                 /* not set up yet (Tracer.start) */
+		count(COUNT_LOST);
+		return;
+	}
+	n = bpf_map_lookup_elem(live, key);
+	if (!n && bpf_map_update_elem(live, key, &one, BPF_NOEXIST) == 0)
+		return;
+	if (!n)
+		n = bpf_map_lookup_elem(live, key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		count(COUNT_LOST);   /* map full: counted, not silent */
+}
+#endif
 
 #ifdef OWNERS
 /* The socket's owner as recorded (EV_OWNER) and the inode of its file
@@ -605,7 +684,6 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 	 * on, so a storm costs a map update per RST and no user-space work. */
 	{
 		struct agg_key key = {};
-		u64 one = 1, *n;
 
 		key.kind = ev.kind;
 		key.hook = ev.hook;
@@ -615,11 +693,18 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 		key.stack_key = ev.stack_key;
 		key.seg_flags = (ev.flags & EV_PACKET) ? ev.seg_flags : 0;
 		key.facts = ev.facts;
-		n = agg.lookup(&key);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else if (agg.update(&key, &one))
-			count(COUNT_LOST);   /* map full: counted, not silent */
+#ifdef AGG_NETNS
+		key.netns = ev.netns;
+#endif
+#ifdef AGG_LOCAL_PORT
+		/* this host's end: the source of an RST sent, the destination
+		 * of one received; ephemeral ports folded to 0 (unbounded) */
+		key.local_port = kind == KIND_RECEIVED ? ev.dport : ev.sport;
+		if (key.local_port >= EPHEMERAL_LO &&
+		    key.local_port <= EPHEMERAL_HI)
+			key.local_port = 0;
+#endif
+		agg_add(&key);
 	}
 	return 0;
 #endif
@@ -759,11 +844,7 @@ int on_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *skb = (const void *)ctx->args[0];
 	void *owner = NULL;
-	unsigned char *head = NULL;
-	u16 nh_off = 0;
 	int iif = 0;
-	u8 b0 = 0, proto = 0, tflags = 0;
-	u32 l4 = 0;
 
 	READ(owner, skb + OFF_SKB_SK);
 	if (owner)
@@ -771,24 +852,75 @@ int on_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	READ(iif, skb + OFF_SKB_IIF);
 	if (iif)
 		return 0;
-	READ(head, skb + OFF_SKB_HEAD);
-	READ(nh_off, skb + OFF_SKB_NETWORK_HEADER);
-	if (!head || nh_off == 0xffff)
-		return 0;
-	READ(b0, head + nh_off);
-	if ((b0 >> 4) == 4) {
-		READ(proto, head + nh_off + 9);
-		l4 = (b0 & 0x0f) * 4;
-	} else if ((b0 >> 4) == 6) {
-		READ(proto, head + nh_off + 6);   /* no extension headers */
-		l4 = 40;
-	}
-	if (proto != 6 /* IPPROTO_TCP */)
-		return 0;
-	READ(tflags, head + nh_off + l4 + 13);
-	if (!(tflags & TCPF_RST))
+	if (!(tcp_flags_of(skb) & TCPF_RST))
 		return 0;
 	return handle(ctx, KIND_SENT, HOOK_ID_TP_NET_DEV_QUEUE, NULL, skb, -1);
+}
+#endif
+
+#ifdef HOOK_INET_TWSK_DESCHEDULE_PUT
+/*
+ * void inet_twsk_deschedule_put(struct inet_timewait_sock *tw): a TIME_WAIT
+ * socket dropped before its time. Its one caller that does so because an
+ * RST arrived is tcp_timewait_state_process() (`kill:`; net/ipv4/
+ * tcp_minisocks.c, 5.10 to 7.x): an in-window RST in the FIN_WAIT2
+ * substate, or one with exactly the expected sequence number in TIME_WAIT
+ * proper unless net.ipv4.tcp_rfc1337=1 (then it is ignored and nothing is
+ * called). No tcp_reset(), so no other hook sees it. The other callers
+ * reuse the port for a new connection, follow the kernel's own RST
+ * (tcp_v4_rcv, TCP_TW_RST), kill it from outside (tcp_abort) or purge a
+ * namespace: only calls whose caller is tcp_timewait_state_process
+ * (INET_TWSK_DESCHEDULE_PUT_CALLER_START..END, its address range in
+ * kallsyms) are reported, as an RST received by the TIME_WAIT socket.
+ */
+ENTRY(inet_twsk_deschedule_put)
+{
+	u64 ips[6] = {};
+	long n = bpf_get_stack(ctx, ips, sizeof(ips), 0);
+	int hit = 0;
+
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		if (i * 8 < n && ips[i] >= INET_TWSK_DESCHEDULE_PUT_CALLER_START &&
+		    ips[i] < INET_TWSK_DESCHEDULE_PUT_CALLER_END)
+			hit = 1;
+	if (!hit)
+		return 0;
+	return handle(ctx, KIND_RECEIVED, HOOK_ID_INET_TWSK_DESCHEDULE_PUT,
+		      (void *)ARG(INET_TWSK_DESCHEDULE_PUT_SK), NULL, -1);
+}
+#endif
+
+#ifdef HOOK_TP_KFREE_SKB
+/*
+ * The same in tracepoint mode, where no tracepoint fires in
+ * tcp_timewait_state_process(): the RST is then dropped by tcp_v4_rcv()/
+ * tcp_v6_rcv() (sk_skb_reason_drop(sk, skb, ...)), which names the
+ * TIME_WAIT socket as rx_sk. TP_PROTO(struct sk_buff *skb, void *location,
+ * enum skb_drop_reason reason, struct sock *rx_sk) (rx_sk: 6.11+). A
+ * socket the RST killed has been unhashed by inet_twsk_kill()
+ * (skc_node.pprev NULL; timewait sockets are SLAB_TYPESAFE_BY_RCU, so the
+ * memory is still a timewait socket within this RCU section); one that
+ * survived (tcp_rfc1337, a sequence number not exactly expected) is still
+ * hashed. Opt-in (--packets): it runs for every packet dropped. Always a
+ * raw tracepoint.
+ */
+int on_tp_kfree_skb(struct bpf_raw_tracepoint_args *ctx)
+{
+	const void *skb = (const void *)ctx->args[0];
+	const void *sk = (const void *)ctx->args[TP_KFREE_SKB_SK];
+	void *pprev = (void *)1;
+	u8 state = 0;
+
+	if (!sk)
+		return 0;
+	READ(state, sk + OFF_SKC_STATE);
+	if (state != TCPS_TIME_WAIT || !(tcp_flags_of(skb) & TCPF_RST))
+		return 0;
+	READ(pprev, sk + OFF_SKC_NODE_PPREV);
+	if (pprev)
+		return 0;
+	return handle(ctx, KIND_RECEIVED, HOOK_ID_TP_KFREE_SKB, sk, skb, -1);
 }
 #endif
 

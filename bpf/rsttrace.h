@@ -42,6 +42,8 @@
 #define HOOK_ID_NF_SEND_RESET 8
 #define HOOK_ID_NF_SEND_RESET6 9
 #define HOOK_ID_TP_NET_DEV_QUEUE 10
+#define HOOK_ID_INET_TWSK_DESCHEDULE_PUT 11
+#define HOOK_ID_TP_KFREE_SKB 12
 
 /* ev.flags */
 #define EV_SOCK 0x01      /* a socket was passed */
@@ -70,8 +72,12 @@
 #define FACT_QUEUE_FULL 0x20  /* listener backlog above its limit */
 #define FACT_LINGER2_NEG 0x40 /* TCP_LINGER2 < 0 */
 #define FACT_TCP_SOCK 0x80    /* full TCP socket: LINGER2_NEG known */
+#define FACT_ACK_NXT 0x100    /* a reply RST from a full socket to a segment
+			       * whose ACK is the socket's snd_nxt */
 
-/* Summary mode's key: the facts and a family, no addresses. */
+/* Summary mode's key: the facts and a family, no addresses. The exporter
+ * may ask for two more labels (rsttrace/output/metric_labels.py); both are
+ * 0 unless compiled in (AGG_NETNS, AGG_LOCAL_PORT). */
 struct agg_key {
 	u64 stack_key;
 	s32 reason;
@@ -80,8 +86,13 @@ struct agg_key {
 	u8 state;         /* 0: no socket */
 	u8 family;
 	u8 seg_flags;
-	u8 facts;         /* FACT_* */
-	u8 pad[6];
+	u8 pad0;
+	u16 facts;        /* FACT_* */
+	u16 local_port;   /* AGG_LOCAL_PORT: this host's port, 0: in the
+			   * ephemeral range (EPHEMERAL_LO..HI) or none */
+	u16 pad1;
+	u32 netns;        /* AGG_NETNS: network namespace inode */
+	u8 pad[4];
 };
 
 /* Frames kept per kernel stack (innermost first; the rest are zero). */
@@ -142,8 +153,7 @@ struct rst_event {
 	u8 state;         /* TCP state, 0: no socket */
 	u8 flags;         /* EV_* */
 	u8 seg_flags;     /* TCP flags of the packet handled */
-	u8 facts;         /* FACT_* */
-	u8 pad;
+	u16 facts;        /* FACT_* */
 	char comm[16];
 	u32 owner_pid;    /* the socket's owner (EV_OWNER), see sock_owners */
 	u32 sock_ino;     /* inode of the socket's file, 0: none (orphaned) */

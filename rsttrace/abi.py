@@ -70,6 +70,8 @@ HOOK_ID_TP_TCP_RECEIVE_RESET = 7
 HOOK_ID_NF_SEND_RESET = 8
 HOOK_ID_NF_SEND_RESET6 = 9
 HOOK_ID_TP_NET_DEV_QUEUE = 10
+HOOK_ID_INET_TWSK_DESCHEDULE_PUT = 11
+HOOK_ID_TP_KFREE_SKB = 12
 
 # rst_event.flags: which fields are valid
 EV_SOCK = 0x01
@@ -90,6 +92,7 @@ FACT_UNREAD = 0x10
 FACT_QUEUE_FULL = 0x20
 FACT_LINGER2_NEG = 0x40
 FACT_TCP_SOCK = 0x80
+FACT_ACK_NXT = 0x100
 
 FILTER_MAX = 256
 
@@ -112,8 +115,8 @@ RAW_FIELDS = (
     ("backlog", "I"), ("backlog_max", "I"), ("seg_len", "I"),
     ("linger2", "i"), ("sport", "H"), ("dport", "H"), ("saddr", "16s"),
     ("daddr", "16s"), ("family", "B"), ("kind", "B"), ("hook", "B"),
-    ("state", "B"), ("flags", "B"), ("seg_flags", "B"), ("facts", "B"),
-    ("pad", "B"), ("comm", "16s"), ("owner_pid", "I"), ("sock_ino", "I"),
+    ("state", "B"), ("flags", "B"), ("seg_flags", "B"), ("facts", "H"),
+    ("comm", "16s"), ("owner_pid", "I"), ("sock_ino", "I"),
     ("owner_comm", "16s"))
 RAW_STRUCT = struct.Struct("@" + "".join(f for _, f in RAW_FIELDS))
 RawEvent = collections.namedtuple("RawEvent", [n for n, _ in RAW_FIELDS])
@@ -135,4 +138,6 @@ def unpack(data, size):
 # from the program; these are its members, for the test and for readers).
 AGG_KEY_FIELDS = (("stack_key", "Q"), ("reason", "i"), ("kind", "B"),
                   ("hook", "B"), ("state", "B"), ("family", "B"),
-                  ("seg_flags", "B"), ("facts", "B"), ("pad", "6s"))
+                  ("seg_flags", "B"), ("pad0", "B"), ("facts", "H"),
+                  ("local_port", "H"), ("pad1", "H"), ("netns", "I"),
+                  ("pad", "4s"))

@@ -65,6 +65,13 @@ def classify(f):
     """(cause, detail or None) of one event's Facts."""
     if f.kind == "challenge_ack":
         return "challenge-ack", None
+    if f.kind == "abort":
+        return "data-after-close", (
+            "not an RST: data arrived after the application shut down "
+            "reading (close or shutdown), so the kernel aborted the socket "
+            "itself (tcp_reset from tcp_rcv_state_process; the application "
+            "sees ECONNRESET though no RST arrived) and answers the data "
+            "with an RST")
     if f.kind == "received":
         return _received(f)
     fset = set(f.frames)
@@ -82,20 +89,12 @@ def classify(f):
 
 
 def _received(f):
-    # tcp_reset() is also how the kernel kills its own socket when data
-    # arrives after close (tcp_rcv_state_process, FIN_WAIT1/2 with
-    # RCV_SHUTDOWN): no RST was received then.
-    if f.seg_flags is not None and "RST" not in f.seg_flags:
-        return "data-after-close", (
-            "not an RST from the peer: data arrived after the "
-            "application closed, so the kernel aborted the socket "
-            "itself and answers with an RST")
-    if (f.seg_flags is None and f.state in ("FIN_WAIT1", "FIN_WAIT2")
-            and f.frames[:2] == ("tcp_reset", "tcp_rcv_state_process")):
-        return "data-after-close", (
-            "probably not an RST from the peer: the kernel aborted a "
-            "closed socket that received data (the hook has no packet "
-            "to tell for sure)")
+    # (the kernel's own aborts through tcp_reset() are kind "abort":
+    # facts.own_abort)
+    if f.state == "TIME_WAIT":
+        # only inet_twsk_deschedule_put / skb:kfree_skb report a TIME_WAIT
+        # socket, and only when the RST killed it
+        return "time-wait-assassination", None
     return "reset-received", RECEIVED_TEXT.get(f.state)
 
 
@@ -145,16 +144,30 @@ def _reply(f, fset):
         if "SYN" not in flags:
             return "no-connection", (
                 "a segment without SYN reached a listener that has no "
-                "connection for it (half-open peer, or a handshake this "
-                "host forgot)")
+                "connection for it (half-open peer, a handshake this host "
+                "forgot, or one it dropped after an ICMP error)")
         return "unknown", None
     if state == "TIME_WAIT" or reason == "TCP_TIMEWAIT_SOCKET":
         return "data-after-close", (
             "a segment arrived for a connection in TIME_WAIT that it cannot "
             "accept (late data after close, or a TIME_WAIT assassination)")
+    if state == "CLOSE" and f.linger2_neg:
+        # tcp_rcv_state_process() calls tcp_done() on an orphan in
+        # FIN_WAIT1 with TCP_LINGER2 < 0 as soon as its FIN is ACKed, and
+        # answers that ACK with an RST whose reason says TCP_ABORT_ON_DATA
+        # (every version; no receive hook fires, as tcp_done() is not
+        # tcp_reset())
+        return "fin-wait2-timeout", (
+            "TCP_LINGER2 < 0 asked the kernel to abort instead of waiting "
+            "in FIN_WAIT2: it did so when the peer acknowledged the FIN")
     if reason == "TCP_ABORT_ON_DATA" or (state in CLOSED_STATES
                                          and f.seg_data):
         return "data-after-close", None
+    if reason == "TCP_RFC7323_PAWS" or (state == "SYN_SENT" and
+                                        reason is None and f.ack_nxt):
+        # tcp_rcv_synsent_state_process(): a SYN-ACK whose ACK is exactly
+        # snd_nxt is acceptable, so its timestamp failed (PAWSActive)
+        return "paws-reject", None
     if reason in BAD_ACK_REASONS or state in ("SYN_SENT", "NEW_SYN_RECV",
                                               "SYN_RECV"):
         return "invalid-ack", None

@@ -21,8 +21,11 @@ CAUSES = {
         "restart, expired state, a SYN-ACK to a client that already closed, "
         "an ACK hitting a listener)",
         "look for a restart or crash of the side sending the RST, for NAT or "
-        "conntrack state expiring on idle connections, or for a client that "
-        "gave up on connect",
+        "conntrack state expiring on idle connections, for a client that "
+        "gave up on connect, or for an ICMP error (host or network "
+        "unreachable, time exceeded) about this host's SYN-ACK, on which the "
+        "kernel drops the half-open connection (TcpExt ListenDrops) so that "
+        "the client's ACK meets the listener",
         "reply RST with no socket (or a listener) to a segment without SYN, "
         "or to a SYN-ACK"),
     "linger-zero-close": Cause(
@@ -47,7 +50,10 @@ CAUSES = {
         "agree on who closes first, or shut down writes and drain before "
         "close",
         "reply RST from a TIME_WAIT (FIN_WAIT2 substate) or closed socket to "
-        "a segment with data; tcp_reset on a segment without RST"),
+        "a segment with data (reason TCP_ABORT_ON_DATA); with kind `abort`, "
+        "the kernel aborting its own socket: tcp_reset on a segment without "
+        "RST, or (no packet) called by tcp_rcv_state_process itself in "
+        "FIN_WAIT1/2, CLOSE_WAIT, CLOSING or LAST_ACK"),
     "accept-queue-overflow": Cause(
         "the listener's accept queue was full and "
         "net.ipv4.tcp_abort_on_overflow=1 made the kernel reset the new "
@@ -77,7 +83,9 @@ CAUSES = {
         "TCP_LINGER2 / net.ipv4.tcp_fin_timeout",
         "tcp_send_active_reset from tcp_keepalive_timer in FIN_WAIT2, or "
         "from __tcp_close with TCP_LINGER2 < 0 (`linger2` -1, or reason "
-        "TCP_ABORT_ON_LINGER)"),
+        "TCP_ABORT_ON_LINGER); a reply RST from a socket in CLOSE with "
+        "`linger2` -1 (an orphan aborted when its FIN was ACKed; the "
+        "kernel's reason says TCP_ABORT_ON_DATA)"),
     "socket-killed": Cause(
         "the socket was destroyed from outside (ss -K, SOCK_DESTROY)",
         "find who killed it: an administrator or an agent using sock_diag",
@@ -104,6 +112,16 @@ CAUSES = {
         "usually a stale connection on the peer reusing the same ports; it "
         "clears itself",
         "reply RST from a SYN_SENT/SYN_RECV socket to an unacceptable ACK"),
+    "paws-reject": Cause(
+        "the RST answers a SYN-ACK whose TCP timestamp failed the PAWS check "
+        "(RFC 7323): its ACK was right, but it echoed a timestamp this "
+        "connection attempt never sent (TcpExt PAWSActive)",
+        "look for a middlebox that rewrites or strips TCP timestamps, a "
+        "SYN-ACK from an older attempt on the same ports, or forged "
+        "SYN-ACKs; the client retries its SYN",
+        "reply RST from SYN_SENT with reason TCP_RFC7323_PAWS (6.10+), "
+        "before that to a SYN-ACK acknowledging exactly the socket's "
+        "snd_nxt"),
     "app-disconnect": Cause(
         "the application disconnected the socket (connect(AF_UNSPEC)) while "
         "the connection was open",
@@ -116,6 +134,18 @@ CAUSES = {
         "normal protection against blind reset attacks; many mean someone is "
         "injecting RSTs or a middlebox is confused",
         "tcp_send_challenge_ack (kprobe/fentry only)"),
+    "time-wait-assassination": Cause(
+        "an RST killed a socket in TIME_WAIT (RFC 1337 \"TIME-WAIT "
+        "assassination\"): the kernel dropped it at once, so the port pair "
+        "may be reused while old segments of the connection can still "
+        "arrive",
+        "usually harmless (the peer reset a connection both sides had "
+        "closed); net.ipv4.tcp_rfc1337=1 makes TIME_WAIT ignore such RSTs "
+        "(rsttrace then reports nothing), though not in the FIN_WAIT2 "
+        "substate, an orphan still waiting for the peer's FIN",
+        "inet_twsk_deschedule_put called by tcp_timewait_state_process "
+        "(kprobe/fentry); in tracepoint mode with --packets (6.11+), an RST "
+        "dropped (skb:kfree_skb) naming a TIME_WAIT socket it unhashed"),
     "reset-received": Cause(
         "an RST from the peer closed a local connection",
         "look at the peer's side: its rsttrace (or the cause reported for "

@@ -12,6 +12,10 @@ rounds, and reported as median and spread (min..max):
              rsttrace, streaming (--json to a file) and --summary-only, and
              rsttrace's CPU seconds per 100k events; then bpftrace and
              `perf trace` on the same flood
+  filters    (`--filters`, bench/FILTERS.md) a flood under filters that
+             drop every RST in the kernel, --port next to pcap filter
+             expressions: RSTs/s, rsttrace's CPU, the BPF program's own
+             time per run (kernel.bpf_stats_enabled, put back)
   attach     process start to probes attached, cold (page cache dropped)
              and warm, next to bcc's tcpdrop and tcpstates and a bpftrace
              one-liner
@@ -316,6 +320,115 @@ def bench_peers_storm(seconds):
     return rows
 
 
+# -- filter cost ------------------------------------------------------------
+
+# A storm none of which passes the filter: the kernel's work per RST with
+# each kind of filter, and what is left for rsttrace to do (nothing).
+FILTER_CONFIGS = [
+    ("no filter (every RST delivered)", []),
+    ("--host 192.0.2.1", ["--host", "192.0.2.1"]),
+    ("expression 'host 192.0.2.1'", ["host 192.0.2.1"]),
+    ("--port 1", ["--port", "1"]),
+    ("expression 'port 1'", ["port 1"]),
+    ("expression '(tcp[tcpflags] & tcp-syn != 0 or ip6) and net "
+     "10.0.0.0/8'", ["(tcp[tcpflags] & tcp-syn != 0 or ip6) and net "
+                     "10.0.0.0/8"]),
+]
+
+
+def bpf_run_stats(pid):
+    """(run_cnt, run_time_ns) summed over the BPF programs process `pid`
+    holds (by id, from its fdinfo; bpf_stats must be on)."""
+    ids = set()
+    fdinfo = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                ids.update(int(line.split(":")[1]) for line in f
+                           if line.startswith("prog_id:"))
+        except OSError:
+            continue
+    cnt = ns_ = 0
+    for i in ids:
+        res = subprocess.run(["bpftool", "prog", "show", "id", str(i), "-j"],
+                             capture_output=True, text=True)
+        if res.returncode == 0:
+            prog = json.loads(res.stdout)
+            cnt += prog.get("run_cnt", 0)
+            ns_ += prog.get("run_time_ns", 0)
+    return cnt, ns_
+
+
+def bpf_stats(on):
+    """Turn kernel.bpf_stats_enabled on or back; returns the old value."""
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+    with open(path) as f:
+        old = f.read().strip()
+    with open(path, "w") as f:
+        f.write(on)
+    return old
+
+
+def filter_round(pair, args, seconds):
+    with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as f:
+        t = Traced([RSTTRACE, "trace", "--json", "-o", f.name, "--netns",
+                    pair.names["b"], *args], ("stderr", "rsttrace: "))
+        cnt0, ns0 = bpf_run_stats(t.proc.pid)
+        before = out_rsts(pair, "b")
+        t0 = time.monotonic()
+        hping(pair, ["--flood"], seconds)
+        elapsed = time.monotonic() - t0
+        time.sleep(0.3)
+        sent = out_rsts(pair, "b") - before
+        cnt1, ns1 = bpf_run_stats(t.proc.pid)
+        cpu = t.stop()
+        with open(f.name) as out:   # the file rsttrace put in its place
+            delivered = sum(1 for line in out if '"kind":"sent"' in line)
+    return {"rate": sent / elapsed, "sent": sent, "delivered": delivered,
+            "cpu": cpu, "runs": cnt1 - cnt0,
+            "ns": (ns1 - ns0) / max(cnt1 - cnt0, 1)}
+
+
+def bench_filter_cost(rounds, seconds):
+    """hping3 floods a closed port; rsttrace streams with no filter, with
+    --port and with pcap filter expressions that drop every RST: RSTs/s
+    the kernel reached, events delivered, rsttrace's CPU, and the BPF
+    program's own time per run (kernel.bpf_stats_enabled, put back)."""
+    log("filter cost: flood with filters that drop everything, %d rounds"
+        % rounds)
+    rows = []
+    old = bpf_stats("1")
+    try:
+        with NamespacePair() as pair:
+            for name, args in FILTER_CONFIGS:
+                runs = [filter_round(pair, args, seconds)
+                        for _ in range(rounds)]
+                mid = sorted(runs, key=lambda r: r["ns"])[len(runs) // 2]
+                rows.append([name, "%.0f" % mid["rate"], mid["sent"],
+                             mid["delivered"], "%.2f" % mid["cpu"],
+                             median_spread([r["ns"] for r in runs])])
+                log("  %s: %s" % (name, rows[-1][1:]))
+    finally:
+        bpf_stats(old)
+    return rows
+
+
+FILTER_TEXT = (
+    "## Filter cost in a storm\n\nhping3 floods a closed port; rsttrace "
+    "streams (`--json -o FILE`, `--netns` on the namespace) with no filter, "
+    "and with `--port` and pcap filter expressions that drop every RST in "
+    "the kernel. `BPF ns per run` is the BPF programs' own time per run "
+    "(kernel.bpf_stats_enabled; median (min..max) over the rounds): the "
+    "expression runs on a header rebuilt from the event, after the "
+    "event's fields are read and before the stack walk and the ring "
+    "buffer, which a dropped RST never reaches. CPU is rsttrace's user + "
+    "system time after attaching. hping3's source port runs through every "
+    "port, so a few RSTs of a long flood pass `port 1`; no RST passes the "
+    "others.\n\n")
+FILTER_HEADERS = ["filter", "RSTs/s", "sent", "delivered", "rsttrace CPU s",
+                  "BPF ns per run"]
+
+
 # -- who is behind each RST (issue 12) ---------------------------------------
 
 OWNER_PORT = 7777
@@ -585,9 +698,19 @@ def main():
                     help="one short round of everything (a smoke test)")
     ap.add_argument("-o", "--output", help="results file (default "
                     "bench/RESULTS.md; with --quick a temporary file)")
+    ap.add_argument("--filters", action="store_true",
+                    help="only the filter-cost section, into "
+                    "bench/FILTERS.md (or -o)")
+    ap.add_argument("--exporter", action="store_true",
+                    help="only the exporter's cost (scripts/bench_exporter.py"
+                    "), into bench/EXPORTER.md")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: error: needs root (BPF, namespaces): run with sudo")
+    if a.filters:
+        return filters_only(a)
+    if a.exporter:
+        return exporter_main(a)
     rounds = 1 if a.quick else 7
     secs = 1 if a.quick else 2
     rates = [RATES[0], RATES[-1]] if a.quick else RATES
@@ -663,6 +786,49 @@ def main():
     out.commit()
     print(text)
     log("wrote %s in %.0f s" % (path, took))
+
+
+def filters_only(a):
+    started = time.monotonic()
+    rows = bench_filter_cost(1 if a.quick else 5, 1 if a.quick else 3)
+    text = "# rsttrace filter cost\n\n%s%s, on %s; took %.0f s.\n\n%s%s\n" % (
+        "QUICK SMOKE RUN (not results): " if a.quick else "",
+        datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"), machine(), time.monotonic() - started,
+        FILTER_TEXT, table(FILTER_HEADERS, rows))
+    path = a.output or (os.path.join(HERE, "bench", "FILTERS.md")
+                        if not a.quick else
+                        tempfile.mktemp(prefix="rsttrace-bench-",
+                                        suffix=".md"))
+    out = OutputFile(path)
+    out.open().write(text)
+    out.commit()
+    print(text)
+
+
+def exporter_main(a):
+    from bench_exporter import bench_exporter
+    started = time.monotonic()
+    load = os.getloadavg()[0]
+    body = bench_exporter(1 if a.quick else 3, 1 if a.quick else 4,
+                          [RATES[0], RATES[-1]] if a.quick else RATES)
+    text = "# rsttrace exporter benchmarks\n\n%s%s, on %s.\n`scripts/bench" \
+        " --exporter%s` took %.0f s; load average %.1f at the start, %.1f " \
+        "at the end (other work on the same cores slows the storms).\n\n" \
+        "%s\n" % (
+            "QUICK SMOKE RUN (not results): " if a.quick else "",
+            datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M UTC"), machine(),
+            " --quick" if a.quick else "", time.monotonic() - started, load,
+            os.getloadavg()[0], body)
+    path = a.output or (os.path.join(HERE, "bench", "EXPORTER.md")
+                        if not a.quick else tempfile.mktemp(
+                            prefix="rsttrace-bench-exporter-", suffix=".md"))
+    out = OutputFile(path)
+    out.open().write(text)
+    out.commit()
+    print(text)
+    log("wrote %s" % path)
 
 
 if __name__ == "__main__":

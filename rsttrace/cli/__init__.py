@@ -3,17 +3,15 @@
     trace.py      trace          scenarios.py  scenarios list/run, demo
     doctor.py     doctor         causes.py     causes
     report.py     report         matrix.py     matrix
+    convert.py    convert
+    exporter.py   exporter       (Prometheus metrics, a node_exporter textfile)
 """
 
 import click
 
-from rsttrace.cli import causes, doctor, matrix, report, scenarios, trace
-
-try:
-    from importlib.metadata import version as _version
-    __version__ = _version("rsttrace")
-except Exception:              # run from a source tree (the VM guests)
-    __version__ = "source"
+from rsttrace import __version__
+from rsttrace.cli import (causes, convert, doctor, exporter, matrix,
+                          report, scenarios, trace)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +22,8 @@ def main():
 
 
 for command in (trace.trace, doctor.doctor, scenarios.scenarios,
-                scenarios.demo, causes.causes, matrix.matrix, report.report):
+                scenarios.demo, causes.causes, matrix.matrix, report.report,
+                convert.convert, exporter.exporter):
     main.add_command(command)
 
 if __name__ == "__main__":

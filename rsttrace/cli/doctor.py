@@ -104,10 +104,10 @@ def hook_rows(mode):
             continue
         args = ", ".join("%s=arg%d" % (r, i) for r, i in
                          sorted(p.positions.items()) if i >= 0)
-        if h is hooks.PACKET_HOOK:      # opt-in, in every mode
-            use = "used with --packets"
-        elif (mode == "tracepoint") == h.tracepoint:
+        if h in hooks.hooks_for(mode):
             use = "used"
+        elif h in hooks.hooks_for(mode, packets=True):     # opt-in
+            use = "used with --packets"
         else:
             use = "present, not used"
         rows.append((h.name, p.symbol, "%s (args from %s: %s)"

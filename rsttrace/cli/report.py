@@ -10,14 +10,17 @@ from rsttrace.errors import RsttraceError
 
 
 @click.command()
-@click.argument("capture", type=click.Path(dir_okay=False))
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
-def report(capture, as_json):
-    """Summarise a saved `trace --json` capture (no root needed)."""
+def report(captures, as_json):
+    """Summarise a saved `trace --json` capture (no root needed). A
+    rotated capture (`trace -o FILE -C SIZE`) is read whole from FILE:
+    FILE, FILE.1, FILE.2... in order, gzipped or not; several files may
+    be given."""
     from rsttrace.output.report import as_text, load, summarise
     try:
-        rep = summarise(load(capture, warn=lambda m: click.echo(
-            "rsttrace: warning: %s" % m, err=True)), capture)
+        rep = summarise(load(captures, warn=lambda m: click.echo(
+            "rsttrace: warning: %s" % m, err=True)), " ".join(captures))
     except RsttraceError as e:
         fail(e)
     click.echo(printable(json.dumps(rep, indent=2) if as_json

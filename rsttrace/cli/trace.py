@@ -1,14 +1,28 @@
 """`rsttrace trace`: RSTs as they happen, or counted in the kernel."""
 
+import signal
 import sys
 
 import click
 
 from rsttrace.cli.common import MODE_CHOICE, fail, positive
 from rsttrace.errors import RsttraceError, UsageError
-from rsttrace.output.outfile import OutputFile
-from rsttrace.output.stream_errors import ReportingStream, output_error
+from rsttrace.output import rotation
+from rsttrace.output.capture import Capture
 from rsttrace.trace import filters
+
+
+def _size(ctx, param, value):
+    """-C SIZE as tcpdump reads it (rsttrace.output.rotation)."""
+    if value is None:
+        return None
+    size = rotation.size_bytes(value)
+    if size is None:
+        raise click.BadParameter(
+            "%r is not a size: a whole number of MB (millions of bytes), or "
+            "with k, m or g for KiB, MiB, GiB (e.g. 100, 512k)" % value,
+            param_hint="-C")
+    return size
 
 
 @click.command()
@@ -22,7 +36,23 @@ from rsttrace.trace import filters
               help="Rows with every column (hook, reason, task, context), "
                    "wider than 80 columns.")
 @click.option("-o", "--output", metavar="FILE",
-              help="Write events to FILE instead of standard output.")
+              help="Write events to FILE instead of standard output, as "
+                   "they are read, whole lines only. FILE is truncated once "
+                   "the probes are attached.")
+@click.option("-C", "rotate_size", metavar="SIZE", callback=_size,
+              help="With -o: start a new file once one is past SIZE, in MB "
+                   "(millions of bytes; k, m, g suffixes for KiB, MiB, GiB), "
+                   "like tcpdump -C: FILE, FILE.1, FILE.2...")
+@click.option("-W", "keep_files", type=click.IntRange(min=1), metavar="COUNT",
+              help="With -C: keep at most COUNT files, removing the oldest.")
+@click.option("--compress", is_flag=True,
+              help="With -C: gzip each file once it is closed (FILE.1.gz...).")
+@click.option("-w", "--write", metavar="FILE",
+              help="Write events as a pcapng capture to FILE (- for "
+                   "standard output), one packet per RST with the "
+                   "diagnosis in its comment. Alone it is the only output "
+                   "(as tcpdump -w); with --json, --wide or -o the text "
+                   "output is written too.")
 @click.option("--port", "ports", multiple=True, metavar="PORT[,PORT]",
               help="Only RSTs with this source or destination port.")
 @click.option("--host", "hosts", multiple=True, metavar="ADDR[,ADDR]",
@@ -58,8 +88,10 @@ from rsttrace.trace import filters
                    "path.")
 @click.option("--packets", is_flag=True,
               help="Also watch every packet leaving a device for RSTs the TCP "
-                   "stack did not send (netfilter REJECT). Costs a probe per "
-                   "packet.")
+                   "stack did not send (netfilter REJECT), and in tracepoint "
+                   "mode every packet dropped, for RSTs that kill TIME_WAIT "
+                   "sockets (6.11+). Costs a probe per packet sent and per "
+                   "packet dropped.")
 @click.option("--buffer-pages", type=click.IntRange(min=1), metavar="N",
               help="Event buffer size in 4 KiB pages, a power of two "
                    "(default 1024 for the ring buffer, 256 per CPU for the "
@@ -69,41 +101,75 @@ from rsttrace.trace import filters
                    "their cause is decided on and show the table (refreshed "
                    "every second on a terminal, once at exit otherwise). "
                    "Keeps up with storms.")
-def trace(**opts):
-    """Trace TCP RSTs sent and received by this host until Ctrl-C."""
-    out = OutputFile(opts["output"])
+@click.option("--buffer", type=click.Choice(["ring", "perf"]), hidden=True,
+              help="Force the event buffer (for tests: the perf buffer "
+                   "where the kernel has a ring buffer).")
+@click.argument("expression", nargs=-1)
+def trace(expression, **opts):
+    """Trace TCP RSTs sent and received by this host until Ctrl-C.
+
+    EXPRESSION, if given, is a pcap filter expression (tcpdump's syntax,
+    man 7 pcap-filter), run in the kernel on each RST's rebuilt header:
+    see docs/pcap.md."""
+    opts["expression"] = " ".join(expression)
+    outs = []
     try:
+        outs = _outputs(opts)
         filt, tracer = _plan(opts)
-        stream = ReportingStream(out.open(), opts["output"] or "stdout")
+        for out in outs:
+            if out is not None:
+                out.open()
         if opts["summary_only"]:
-            _summary_only(tracer, stream, opts, filt)
+            _summary_only(tracer, outs[0], opts, filt)
         else:
-            _stream(tracer, stream, opts, filt)
+            _stream(tracer, outs, opts, filt)
+        for out in outs:
+            if out is not None:
+                out.close()
     except RsttraceError as e:
-        _discard(out)
+        _discard(outs)
         fail(e)
     except BrokenPipeError:
-        _discard(out)
+        _discard(outs)
         sys.exit(1)
-    try:
-        out.commit()
-    except OSError as e:        # the last flush, on close, found no room
-        _discard(out)
-        fail(output_error(opts["output"], e))
 
 
-def _discard(out):
-    """Drop the output of a failed run. On a full disk close() fails too,
-    on its flush, but closes the file all the same (io's close() always
-    does); discard() stopped there, so it is asked again, and this time
-    it removes the temporary file. The first error is the one reported."""
-    try:
-        out.discard()
-    except OSError:
-        try:
-            out.discard()
-        except OSError:
-            pass
+def _outputs(opts):
+    """[text Capture or None, pcapng Capture or None] the options ask for;
+    raises on options that need another (-W and --compress need -C, -C
+    needs -o FILE; -w needs the event stream)."""
+    path = opts["output"]
+    if opts["rotate_size"] is None:
+        for given, name in ((opts["keep_files"], "-W"),
+                            (opts["compress"], "--compress")):
+            if given:
+                raise UsageError("%s needs -C SIZE" % name,
+                                 "add -C to rotate files")
+    elif path in (None, "-"):
+        raise UsageError("-C needs -o FILE", "give the file to rotate")
+    text = Capture(path, opts["rotate_size"], opts["keep_files"],
+                   opts["compress"])
+    pcap = opts["write"]
+    if pcap is None:
+        return [text, None]
+    if opts["summary_only"]:
+        raise UsageError("-w needs the event stream",
+                         "leave out --summary-only")
+    wants_text = opts["as_json"] or opts["wide"] or path or opts["summary"]
+    if pcap == "-" and wants_text and path in (None, "-"):
+        raise UsageError("-w - writes the capture to standard output",
+                         "send the text output to a file with -o FILE")
+    return [text if wants_text else None, Capture(pcap, binary=True)]
+
+
+def _discard(outs):
+    """Close the outputs of a failed run, without another error."""
+    for out in outs:
+        if out is not None:
+            try:
+                out.discard()
+            except OSError:
+                pass
 
 
 def _plan(opts):
@@ -111,7 +177,7 @@ def _plan(opts):
     from rsttrace.trace.tracer import Tracer
     filt = filters.build(opts["ports"], opts["hosts"], opts["pid"],
                          opts["comm"], opts["netns"], opts["ipv4"],
-                         opts["ipv6"])
+                         opts["ipv6"], opts["expression"])
     pages = opts["buffer_pages"]
     if pages and pages & (pages - 1):
         raise UsageError("--buffer-pages %d is not a power of two" % pages,
@@ -123,7 +189,8 @@ def _plan(opts):
     tracer = Tracer(mode=opts["mode"], filters=filt,
                     packets=opts["packets"], buffer_pages=pages,
                     summary_only=opts["summary_only"],
-                    owners=not opts["no_owner"]).plan()
+                    owners=not opts["no_owner"],
+                    buffer=opts["buffer"]).plan()
     return filt, tracer
 
 
@@ -156,7 +223,15 @@ def _follow(session, selection, also=None):
     session.on_tick = tick
 
 
-def _started(tracer, filt, doing, selection=None):
+def _started(tracer, filt, doing, session, selection=None):
+    """Say that tracing runs. From this line on a script may stop the run
+    (it waits for the line, then signals): Ctrl-C and SIGTERM stop it
+    cleanly from here, not only once the session's loop has begun (a
+    signal in between ended the run with "Aborted!", exit 1)."""
+    def stop(signum, frame):
+        session.stopping = True
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
     chosen = filt.describe()
     if selection:
         chosen = selection.describe() if chosen == "none" else \
@@ -169,12 +244,25 @@ def _started(tracer, filt, doing, selection=None):
         click.echo("rsttrace: not seen here: %s" % why, err=True)
 
 
-def _stream(tracer, stream, opts, filt):
-    from rsttrace.output.writers import JsonWriter, RowWriter
+def _stream(tracer, streams, opts, filt):
+    from rsttrace.output.pcapng import PcapngWriter
+    from rsttrace.output.writers import (JsonWriter, RowWriter, SummaryOnly,
+                                         Tee)
     from rsttrace.trace.session import Session
     stacks = not opts["no_stack"]
-    writer = JsonWriter(stream, stacks=stacks) if opts["as_json"] else \
-        RowWriter(stream, stacks=stacks, wide=opts["wide"])
+    text, pcap = streams
+    writers = []
+    if text is not None:
+        writer = JsonWriter(text, stacks=stacks) if opts["as_json"] else \
+            RowWriter(text, stacks=stacks, wide=opts["wide"])
+        # -w alone: only the summary goes to the text output
+        text_events = pcap is None or opts["as_json"] or opts["wide"] or \
+            opts["output"]
+        writers.append(writer if text_events else SummaryOnly(writer))
+    if pcap is not None:
+        writers.append(PcapngWriter(pcap, stacks=stacks, warn=lambda m:
+                                    click.echo("rsttrace: " + m, err=True)))
+    writer = writers[0] if len(writers) == 1 else Tee(*writers)
     enricher, selection = _who(opts, filt)
     session = Session(tracer, writer, summary=opts["summary"],
                       count=opts["count"], duration=opts["duration"],
@@ -182,7 +270,10 @@ def _stream(tracer, stream, opts, filt):
     session.start()
     if selection:
         _follow(session, selection)
-    _started(tracer, filt, "tracing", selection)
+    _started(tracer, filt, "tracing", session, selection)
+    for stream in streams:
+        if stream is not None:
+            stream.begin()
     session.run()
 
 
@@ -204,5 +295,6 @@ def _summary_only(tracer, stream, opts, filt):
     if selection:
         _follow(session, selection, session.on_tick)
     session.before_close = lambda: writer.summary(counted.summary())
-    _started(tracer, filt, "counting in the kernel", selection)
+    _started(tracer, filt, "counting in the kernel", session, selection)
+    stream.begin()
     session.run()

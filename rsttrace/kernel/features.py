@@ -4,6 +4,7 @@ Each check asks the kernel itself (kallsyms, tracefs, libbpf's feature
 probes, the kernel config) rather than guessing from a version number.
 """
 
+import bisect
 import ctypes
 import ctypes.util
 import functools
@@ -89,6 +90,28 @@ def kallsyms():
     except OSError:
         pass
     return syms
+
+
+def function_range(name):
+    """(start, end) addresses of kernel function `name` in /proc/kallsyms:
+    from its own address to the next symbol's. None when it is not there
+    (inlined, absent, or addresses hidden from this user)."""
+    starts = kallsyms().get(name)
+    if not starts or len(starts) != 1:
+        return None
+    start = int(starts[0], 16)
+    addrs = _text_addresses()
+    i = bisect.bisect_right(addrs, start)
+    if not start or i >= len(addrs):
+        return None
+    return start, addrs[i]
+
+
+@functools.lru_cache(maxsize=None)
+def _text_addresses():
+    """Every distinct text symbol address, sorted."""
+    return sorted({int(a, 16) for addrs in kallsyms().values()
+                   for a in addrs})
 
 
 def function_symbol(name):

@@ -10,6 +10,9 @@ import re
 RST_REASON = (6, 10)
 # tcp_reset(sk) became tcp_reset(sk, skb) (net/ipv4/tcp_input.c, 5.11).
 TCP_RESET_SKB = (5, 11)
+# skb:kfree_skb names the socket that dropped the packet (its rx_sk
+# argument, include/trace/events/skb.h, 6.11).
+KFREE_SKB_SK = (6, 11)
 # BPF ring buffers (BPF_MAP_TYPE_RINGBUF), where libbpf cannot be asked.
 RINGBUF = (5, 8)
 

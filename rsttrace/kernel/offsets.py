@@ -21,6 +21,9 @@ FIELDS = {
     "OFF_SKC_NET": ("sock_common", ["skc_net.net"], 8),
     "OFF_SKC_V6_DADDR": ("sock_common", ["skc_v6_daddr"], 16),
     "OFF_SKC_V6_RCV_SADDR": ("sock_common", ["skc_v6_rcv_saddr"], 16),
+    # the established-hash link: NULL once unhashed (a TIME_WAIT socket
+    # killed by inet_twsk_kill())
+    "OFF_SKC_NODE_PPREV": ("sock_common", ["skc_node.pprev"], 8),
     # struct sock. Newer kernels (6.18 here) keep sk_flags in sock_common
     # as skc_flags, with `#define sk_flags __sk_common.skc_flags`.
     "OFF_SK_FLAGS": ("sock", ["sk_flags", "__sk_common.skc_flags"], 8),
@@ -76,6 +79,7 @@ HEADER_EXPRESSIONS = {
     "OFF_SKC_NET": "offsetof(struct sock_common, skc_net)",
     "OFF_SKC_V6_DADDR": "offsetof(struct sock_common, skc_v6_daddr)",
     "OFF_SKC_V6_RCV_SADDR": "offsetof(struct sock_common, skc_v6_rcv_saddr)",
+    "OFF_SKC_NODE_PPREV": "offsetof(struct sock_common, skc_node.pprev)",
     "OFF_SK_FLAGS": "offsetof(struct sock, sk_flags)",
     "OFF_SK_LINGERTIME": "offsetof(struct sock, sk_lingertime)",
     "OFF_SK_ACK_BACKLOG": "offsetof(struct sock, sk_ack_backlog)",

@@ -136,16 +136,21 @@ class NamespacePair:
     def close(self):
         """Close the sockets made here and delete both namespaces (which
         takes the veth pair with them). Safe to call twice."""
-        for s in self._sockets:
-            with contextlib.suppress(OSError):
-                s.close()
-        self._sockets = []
+        self.close_sockets()
         for name in self._made:             # only what this pair made
             with contextlib.suppress(OSError, FileNotFoundError):
                 netns.remove(name)
         self._made = []
         self.created = False
         _live.discard(self)
+
+    def close_sockets(self):
+        """Close the sockets made here (a long run of scenarios in one
+        pair would run out of file descriptors otherwise)."""
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+        self._sockets = []
 
     # -- inside the namespaces ----------------------------------------------
 

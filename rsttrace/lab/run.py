@@ -6,6 +6,7 @@ runs and removed before the namespaces go, so sockets left behind cannot
 leak events into the next scenario.
 """
 
+import contextlib
 import os
 import sys
 
@@ -15,6 +16,7 @@ from rsttrace.lab.expectations import match
 from rsttrace.lab import traffic
 from rsttrace.lab.catalogue import HOST_WIDE_ENV, host_wide_allowed
 from rsttrace.lab.netns import NamespacePair
+from rsttrace.lab.witness import Witness
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.session import Session
 from rsttrace.trace.stacks import path_of
@@ -24,7 +26,7 @@ from rsttrace.trace.visibility import BLIND_SPOTS
 
 class Result:
     def __init__(self, scenario, events, sides, app, error, verdict, ok,
-                 notes, counters=None):
+                 notes, counters=None, wire=None):
         self.scenario = scenario
         self.events = events        # records, each with "side" added
         self.sides = sides          # {"a": inode, "b": inode}
@@ -34,6 +36,9 @@ class Result:
         self.ok = ok
         self.notes = notes
         self.counters = counters or {}  # {side: {"TcpExt:X": increase}}
+        # with a witness: {side: {"arrived": [Rst], "left": [Rst]}}, the
+        # RSTs tcpdump saw reach and leave each side
+        self.wire = wire
         self.kernel = os.uname().release
         self.mode = None                # set by run_scenarios
         self.not_run = None             # why it was not run here
@@ -50,7 +55,11 @@ class Result:
                 "observed": self.observed(), "verdict": self.verdict,
                 "ok": self.ok, "application": self.app, "error": self.error,
                 "namespaces": self.sides, "counters": self.counters,
-                "not_run": self.not_run, "events": self.events}
+                "not_run": self.not_run, "events": self.events,
+                **({"wire": {side: {k: [r._asdict() for r in rsts]
+                                    for k, rsts in seen.items()}
+                             for side, seen in self.wire.items()}}
+                   if self.wire is not None else {})}
 
 
 def judge(scenario, events, visibility, error, counters=None,
@@ -97,8 +106,9 @@ def judge(scenario, events, visibility, error, counters=None,
     return "pass", True, notes
 
 
-def run_scenarios(scenarios, mode="auto", progress=None):
-    """Run each scenario; returns [Result]."""
+def run_scenarios(scenarios, mode="auto", progress=None, witness=False):
+    """Run each scenario; returns [Result]. With `witness`, tcpdump records
+    the RSTs on each side's wire too (Result.wire)."""
     require_root()
     progress = progress or (lambda m: print(m, file=sys.stderr, flush=True))
     # what runs killed with SIGKILL left behind
@@ -121,14 +131,14 @@ def run_scenarios(scenarios, mode="auto", progress=None):
                                        host_wide_allowed()) else None
             with hostwide.kept(changes, progress):
                 results.append(_run_one(sc, tracer, session, records,
-                                        visibility))
+                                        visibility, witness))
             results[-1].mode = tracer.mode
     finally:
         session.finish()
     return results, tracer
 
 
-def _run_one(sc, tracer, session, records, visibility):
+def _run_one(sc, tracer, session, records, visibility, witness=False):
     if sc.host_wide and not host_wide_allowed():
         why = "changes the host-wide %s" % sc.host_wide
         note = ("it %s for a moment, which other connections of this host "
@@ -139,7 +149,7 @@ def _run_one(sc, tracer, session, records, visibility):
         res.not_run = why
         return res
     pair = NamespacePair()
-    app = error = None
+    app = error = wire = None
     sides, changed = {}, {}
     start = len(records)
     matched_before = tracer.counts()
@@ -149,12 +159,16 @@ def _run_one(sc, tracer, session, records, visibility):
         for inode in sides.values():
             tracer.watch_netns(inode)
         before = {side: pair.counters(side) for side in sides}
-        try:
-            app = sc.fn(pair)
-        except Exception as e:  # a scenario that breaks is reported
-            error = "%s: %s" % (type(e).__name__, e)
-        traffic.settle(0.2)
-        session.drain()
+        with Witness(pair) if witness else contextlib.nullcontext() as w:
+            try:
+                app = sc.fn(pair)
+            except Exception as e:  # a scenario that breaks is reported
+                error = "%s: %s" % (type(e).__name__, e)
+            traffic.settle(0.2)
+            session.drain()
+        if w is not None:
+            wire = {side: {"arrived": w.arrived(side), "left": w.left(side)}
+                    for side in sides}
         changed = {side: kcounters.delta(before[side], pair.counters(side))
                    for side in sides}
     finally:
@@ -179,7 +193,8 @@ def _run_one(sc, tracer, session, records, visibility):
                    if k in sc.counters.get(side, {})
                    or any(word in k for word in _KEEP)}
             for side, c in changed.items()}
-    return Result(sc, events, sides, app, error, verdict, ok, notes, kept)
+    return Result(sc, events, sides, app, error, verdict, ok, notes, kept,
+                  wire)
 
 
 # Counters worth keeping with a result: resets, aborts, listen queue, drops.

@@ -128,6 +128,18 @@ def unread_data_close(pair, family=4):
                     sport, error)
 
 
+def data_after_shutdown(pair):
+    """a shuts down both directions (no close), b writes: a's kernel aborts
+    its own socket (tcp_reset, no RST arrives) and answers with an RST.
+    What a's application then reads."""
+    cli, srv = connected(pair, 4)
+    cli.shutdown(socket.SHUT_RDWR)      # FIN, ACKed: FIN_WAIT2, not orphaned
+    time.sleep(0.1)
+    srv.send(b"late data")
+    settle(0.1)
+    return recv_error(cli)
+
+
 def settle(seconds=0.05):
     """Give softirq processing on the veth pair a moment to finish."""
     time.sleep(seconds)

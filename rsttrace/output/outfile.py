@@ -1,8 +1,10 @@
-"""Where `-o FILE` output goes: a regular file is written whole or not at
-all (a temporary file beside it, renamed into place when the run ends);
-anything else (a terminal, /dev/null, a FIFO, a socket) is written to
-directly, since renaming over it would replace the device or pipe with a
-regular file.
+"""A file written whole or not at all: the results of `scenarios run -o`,
+`matrix -o` and the benchmarks, documents made at the end of a run. A
+regular file is written to a temporary file beside it, renamed into place
+by commit(); anything else (a terminal, /dev/null, a FIFO, a socket) is
+written to directly, since renaming over it would replace the device or
+pipe with a regular file. (`trace -o`, a capture that must survive a
+kill, is written as it goes instead: rsttrace.output.capture.)
 
 The path is opened by rsttrace.output.safe_open: trusted symlinks are
 followed (the link stays, what it points to is replaced), another user's
@@ -19,19 +21,20 @@ from rsttrace.output import safe_open
 
 def cannot_write(path, e):
     return RsttraceError("cannot write %s (%s)" % (path, e.strerror or e),
-                         "choose a writable path with --output")
+                         "choose a writable path with -o")
 
 
 class OutputFile:
-    def __init__(self, path):
+    def __init__(self, path, binary=False):
         self.path = path
+        self.binary = binary        # bytes (trace -w), else text
         self.target = None          # safe_open.Target of the file
         self.tmp = None             # the temporary file's name, beside it
         self.stream = None
 
     def open(self):
         if not self.path or self.path == "-":
-            self.stream = sys.stdout
+            self.stream = sys.stdout.buffer if self.binary else sys.stdout
             return self.stream
         fd = None
         try:
@@ -46,7 +49,7 @@ class OutputFile:
                     self.target.dir_fd, self.target.name)
                 if st is not None:
                     os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            self.stream = open(fd, "w")
+            self.stream = open(fd, "wb" if self.binary else "w")
         except BaseException as e:
             if fd is not None and self.stream is None:
                 os.close(fd)
@@ -66,8 +69,21 @@ class OutputFile:
         """The run failed: a regular file is left as it was."""
         self._close(lambda tmp: os.unlink(tmp, dir_fd=self.target.dir_fd))
 
+    def discard_quietly(self):
+        """discard() after a failure, which is the one reported. On a full
+        disk close() fails too, on its flush, but closes the file all the
+        same (io's close() always does); discard() stopped there, so it is
+        asked again, and this time it removes the temporary file."""
+        for _ in range(2):
+            try:
+                self.discard()
+                return
+            except OSError:
+                pass
+
     def _close(self, finish_tmp):
-        if self.stream is None or self.stream is sys.stdout:
+        if self.stream is None or self.stream in (
+                sys.stdout, getattr(sys.stdout, "buffer", None)):
             return
         try:
             self.stream.close()

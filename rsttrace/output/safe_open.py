@@ -27,17 +27,21 @@ under us is walked again.
 import collections
 import errno
 import os
+import re
 import stat
 
 from rsttrace.errors import RsttraceError
 
+TEMPORARY = ".%s.%s.rsttrace-partial"      # name, 8 random hex digits
 MAX_LINKS = 40          # the kernel's limit on links in one lookup (ELOOP)
 ATTEMPTS = 5            # walks of a path that keeps changing under us
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # The directory fd, name and lstat (None: no such file yet) of the last
-# component of a walked path; `shown` is how an error names it.
-Target = collections.namedtuple("Target", "dir_fd name st shown")
+# component of a walked path; `shown` is how an error names it; `created`:
+# open_for_write() made the file.
+Target = collections.namedtuple("Target", "dir_fd name st shown created",
+                                defaults=(False,))
 
 
 def _kind(st):
@@ -167,7 +171,8 @@ def open_for_write(path):
             if same:
                 # What we created, or what another user created first.
                 check(target._replace(st=st))
-                return fd, target._replace(st=st)
+                return fd, target._replace(st=st,
+                                           created=target.st is None)
             os.close(fd)                        # replaced since: again
         except BaseException:
             os.close(target.dir_fd)
@@ -196,9 +201,64 @@ def create_temporary(dir_fd, name):
     way tempfile.mkstemp makes one (a random name, O_EXCL, mode 0600), but
     relative to a directory fd so it lands where the walk decided."""
     for _ in range(100):
-        tmp = ".%s.%s.rsttrace-partial" % (name, os.urandom(4).hex())
+        tmp = TEMPORARY % (name, os.urandom(4).hex())
         try:
             return create_new(dir_fd, tmp, 0o600), tmp
         except FileExistsError:
             continue
     raise OSError(errno.EEXIST, "no free temporary name")
+
+
+def temporary_of(entry):
+    """The name a create_temporary() file was made for, or None."""
+    m = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.rsttrace-partial", entry)
+    return m.group(1) if m else None
+
+
+def entries(dir_fd):
+    """The names in the directory `dir_fd` (an O_PATH fd) holds."""
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                 dir_fd=dir_fd)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def judged(dir_fd, name, shown):
+    """The lstat of `name` in `dir_fd` (None: there is none), refused
+    when another user planted it (see trusted())."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not trusted(os.fstat(dir_fd), st, os.geteuid()):
+        raise Refused(shown, st)
+    return st
+
+
+def create_replacing(dir_fd, name, shown, mode):
+    """A new file `name` in `dir_fd` (O_EXCL, never through a link): what
+    is there already is removed first when it is trusted (a symlink
+    itself, not what it points to), refused otherwise."""
+    for _ in range(ATTEMPTS):
+        try:
+            return create_new(dir_fd, name, mode)
+        except FileExistsError:
+            if judged(dir_fd, name, shown) is not None:
+                unlink_same(dir_fd, name, None)
+    raise OSError(errno.EAGAIN, "it keeps coming back while it is made")
+
+
+def unlink_same(dir_fd, name, st):
+    """Remove `name` from `dir_fd` when it is still the file `st` names
+    (any file when `st` is None). True when it was removed."""
+    try:
+        now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if st is not None and (now.st_dev, now.st_ino) != (st.st_dev,
+                                                           st.st_ino):
+            return False
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True

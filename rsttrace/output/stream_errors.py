@@ -1,9 +1,9 @@
-"""An output stream whose write failures (a full disk, an I/O error, a
-file system gone read-only) are RsttraceErrors: one line saying what
-failed and how to fix it, instead of a traceback.
+"""The one error for output that could not be written (a full disk, an I/O
+error, a file system gone read-only): one line saying what failed, what
+of the run was not written, and how to fix it, instead of a traceback.
 
-A broken pipe is left as it is: the reader went away (`rsttrace trace |
-head`), which is no error of rsttrace's to explain.
+A broken pipe is not one: the reader went away (`rsttrace trace | head`),
+which is no error of rsttrace's to explain.
 """
 
 from rsttrace.errors import RsttraceError
@@ -13,34 +13,13 @@ class OutputError(RsttraceError):
     """The output could not be written."""
 
 
-def output_error(name, e):
-    """The OutputError for OSError `e` on the output called `name`."""
-    return OutputError("cannot write %s (%s)" % (name, e.strerror or e),
-                       "free space there, or choose another --output")
-
-
-class ReportingStream:
-    """Wraps a text stream; write() and flush() raise OutputError."""
-
-    def __init__(self, stream, name):
-        self.stream = stream
-        self.name = name          # what the user called it: -o FILE or stdout
-
-    def write(self, text):
-        try:
-            return self.stream.write(text)
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise output_error(self.name, e) from e
-
-    def flush(self):
-        try:
-            self.stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise output_error(self.name, e) from e
-
-    def isatty(self):
-        return self.stream.isatty()
+def output_error(name, e, unwritten=None, unit="line"):
+    """The OutputError for OSError `e` on the output called `name`;
+    `unwritten`: how many lines (or other units) read could not be
+    written."""
+    what = e.strerror or str(e)
+    if unwritten:
+        what += "; %d %s%s read not written, the %ss before are whole" \
+            % (unwritten, unit, "s" * (unwritten != 1), unit)
+    return OutputError("cannot write %s (%s)" % (name, what),
+                       "free space there, or choose another -o FILE")

@@ -5,8 +5,10 @@
     summary(summary)        an rsttrace.output.summary.Summary, at the end
     flush()                 after every batch the session reads
 
-JsonWriter writes JSON lines (docs/json-schema.md), RowWriter readable rows.
-Adding an output format: a class with these methods here, and its option in
+JsonWriter writes JSON lines (docs/json-schema.md), RowWriter readable rows,
+rsttrace.output.pcapng.PcapngWriter a pcapng capture (`-w`); Tee writes to
+several at once. Adding an output format: a class with these methods here
+(or in a module of its own beside this one), and its option in
 rsttrace/cli/trace.py.
 """
 
@@ -129,10 +131,53 @@ class RowWriter:
         self.stream.flush()
 
     def lost(self, count, total):
-        self.stream.write("LOST %d events (ring buffer full), %d in all\n"
+        self.stream.write("LOST %d events (event buffer full), %d in all\n"
                           % (count, total))
         self.stream.flush()
 
     def summary(self, summary):
         self.stream.write(summary.as_text() + "\n")
         self.stream.flush()
+
+
+class Tee:
+    """Several writers as one (`trace -w FILE --json`)."""
+
+    def __init__(self, *writers):
+        self.writers = writers
+
+    def event(self, record):
+        for w in self.writers:
+            w.event(record)
+
+    def lost(self, count, total):
+        for w in self.writers:
+            w.lost(count, total)
+
+    def summary(self, summary):
+        for w in self.writers:
+            w.summary(summary)
+
+    def flush(self):
+        for w in self.writers:
+            w.flush()
+
+
+class SummaryOnly:
+    """A writer's losses and summary without its events (`trace -w FILE
+    --summary`: the capture holds the events, the text output the rest)."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def event(self, record):
+        pass
+
+    def lost(self, count, total):
+        self.writer.lost(count, total)
+
+    def summary(self, summary):
+        self.writer.summary(summary)
+
+    def flush(self):
+        self.writer.flush()

@@ -18,10 +18,10 @@ FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
           "daddr", "dport", "state", "reason", "netns", "netns_name",
           "container", "pod", "pid", "comm", "context", "owner_pid",
           "owner_comm", "owner_source", "seq", "ack", "rcv_unread", "snd_unsent", "snd_unacked",
-          "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
+          "snd_nxt", "linger", "linger2", "backlog", "backlog_max", "seg_flags", "seg_len",
           "cause", "explanation", "stack")
 # The keys rsttrace.context fills (who is behind the RST); optional in
-# schema 1, which they joined later (docs/record.schema.json).
+# the schema, as they joined version 1 late (docs/record.schema.json).
 WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
               "owner_source")
 
@@ -48,8 +48,21 @@ def _comm(raw):
 
 
 def monotonic_to_wall_offset():
-    """Nanoseconds to add to a CLOCK_MONOTONIC stamp for wall time."""
-    return time.time_ns() - time.monotonic_ns()
+    """Nanoseconds to add to a CLOCK_MONOTONIC stamp for wall time, a whole
+    number of microseconds: then a record's `time` (microseconds) and the
+    nanoseconds of its `ts_ns` make its exact wall time in nanoseconds
+    (rsttrace.output.pcapng.WallClock), live and from a saved capture."""
+    # read between two wall-clock reads, the tightest of a few tries: a
+    # preemption between the reads (a loaded host) would otherwise put
+    # every record off the wire's clock (tcpdump's) by as long as it lasted
+    best = None
+    for _ in range(16):
+        before = time.time_ns()
+        mono = time.monotonic_ns()
+        after = time.time_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, (before + after) // 2 - mono)
+    return round(best[1], -3)
 
 
 class Decoder:
@@ -125,7 +138,8 @@ class Decoder:
         frames, own, context = self.stack(ev.stack_key, hook)
         facts = Facts.of_bits(kind, hook, state, reason,
                               abi.tcp_flag_set(ev.seg_flags), ev.facts, own)
-        return self._record(ev, kind, hook, state, reason, frames,
+        # the kind as Facts has it (an abort is not an RST received)
+        return self._record(ev, facts.kind, hook, state, reason, frames,
                             context), facts
 
     def record(self, ev):
@@ -167,6 +181,7 @@ class Decoder:
             "rcv_unread": ev.rcv_unread if tcp_sock else None,
             "snd_unsent": ev.snd_unsent if tcp_sock else None,
             "snd_unacked": ev.snd_unacked if tcp_sock else None,
+            "snd_nxt": ev.snd_nxt if tcp_sock else None,
             "linger": self._seconds(ev.lingertime)
             if flags & abi.EV_LINGER else None,
             "linger2": (ev.linger2 if ev.linger2 < 0 else

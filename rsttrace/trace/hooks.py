@@ -10,11 +10,13 @@ from rsttrace import abi
 from rsttrace.abi import KIND_CHALLENGE_ACK, KIND_RECEIVED, KIND_SENT
 from rsttrace.errors import RsttraceError
 from rsttrace.kernel import features
-from rsttrace.kernel.history import RST_REASON, TCP_RESET_SKB, since
+from rsttrace.kernel.history import (KFREE_SKB_SK, RST_REASON,
+                                     TCP_RESET_SKB, since)
 
 MODES = ("kprobe", "fentry", "tracepoint")
 
 SOCK_T = "struct sock *"
+TW_SOCK_T = "struct inet_timewait_sock *"
 SKB_T = "struct sk_buff *"
 REASON_T = "enum sk_rst_reason"
 
@@ -23,7 +25,7 @@ class Hook:
     """One place rsttrace attaches to."""
 
     def __init__(self, key, name, kind, target, tracepoint, roles, fallback,
-                 category="tcp"):
+                 category="tcp", caller=None, without=None):
         self.key = key              # C identifier: HOOK_<key>, <key>_SK ...
         self.hook_id = getattr(abi, "HOOK_ID_" + key)
         self.name = name            # what events call it: `hook`
@@ -34,6 +36,12 @@ class Hook:
         self.fallback = fallback    # fn(version) -> {role: position}, or
         #                             None: positions known only from BTF
         self.category = category    # tracepoint category
+        # report only calls from this function (its address range goes to
+        # the BPF program as <key>_CALLER_START/_END)
+        self.caller = caller
+        # why the hook is skipped when the kernel lacks one of its roles
+        # (None: a prototype without them is one rsttrace does not know)
+        self.without = without
 
     def __repr__(self):
         return "Hook(%s)" % self.name
@@ -64,6 +72,11 @@ FUNCTION_HOOKS = [
          # The skb argument was dropped at some point; without BTF to say
          # where it is, do not read it.
          lambda ver: {"sk": 0}),
+    # An RST that kills a TIME_WAIT socket: no tcp_reset(), only this
+    # (bpf/rsttrace.bpf.c says why the caller must be the one named).
+    Hook("INET_TWSK_DESCHEDULE_PUT", "inet_twsk_deschedule_put",
+         KIND_RECEIVED, "inet_twsk_deschedule_put", False, ("sk",),
+         lambda ver: {"sk": 0}, caller="tcp_timewait_state_process"),
     # netfilter's REJECT --reject-with tcp-reset (module nf_reject_ipv4/6;
     # the signature gained `sk` around 5.10, so only with BTF).
     Hook("NF_SEND_RESET", "nf_send_reset", KIND_SENT, "nf_send_reset",
@@ -86,19 +99,36 @@ PACKET_HOOK = Hook("TP_NET_DEV_QUEUE", "net:net_dev_queue", KIND_SENT,
                    "net_dev_queue", True, ("skb",), lambda ver: {"skb": 0},
                    category="net")
 
-ALL_HOOKS = FUNCTION_HOOKS + TRACEPOINT_HOOKS + [PACKET_HOOK]
+# Tracepoint mode's view of an RST that kills a TIME_WAIT socket, opt-in
+# with the packet hook (--packets): every packet dropped passes it. Needs
+# the socket the kernel names with the drop (rx_sk, 6.11+).
+DROP_HOOK = Hook("TP_KFREE_SKB", "skb:kfree_skb", KIND_RECEIVED,
+                 "kfree_skb", True, ("skb", "sk"),
+                 lambda ver: {"skb": 0, "sk": 3 if since(ver, KFREE_SKB_SK)
+                              else -1},
+                 category="skb", without="skb:kfree_skb names no socket "
+                 "before Linux 6.11")
+
+ALL_HOOKS = FUNCTION_HOOKS + TRACEPOINT_HOOKS + [PACKET_HOOK, DROP_HOOK]
 HOOK_NAMES = {h.hook_id: h.name for h in ALL_HOOKS}
 
 
-def hooks_for(mode):
-    return TRACEPOINT_HOOKS if mode == "tracepoint" else FUNCTION_HOOKS
+def hooks_for(mode, packets=False):
+    """The hooks of an attach mode, with the packet-level ones (opt-in)."""
+    found = TRACEPOINT_HOOKS if mode == "tracepoint" else FUNCTION_HOOKS
+    if packets:
+        found = found + [PACKET_HOOK]
+        if mode == "tracepoint":
+            found = found + [DROP_HOOK]
+    return found
 
 
 def positions_from_types(type_names):
     """{role: position} from a prototype's parameter types (spelled as
     BTF.describe does); roles absent from it are -1."""
     pos = {"sk": -1, "skb": -1, "reason": -1}
-    wanted = {SOCK_T: "sk", SKB_T: "skb", REASON_T: "reason"}
+    wanted = {SOCK_T: "sk", TW_SOCK_T: "sk", SKB_T: "skb",
+              REASON_T: "reason"}
     for i, t in enumerate(type_names):
         t = t.replace("const ", "")
         role = wanted.get(t)
@@ -112,12 +142,13 @@ class Placement:
     positions; or why it is skipped."""
 
     def __init__(self, hook, symbol=None, positions=None, source=None,
-                 skipped=None):
+                 skipped=None, caller_range=None):
         self.hook = hook
         self.symbol = symbol        # kallsyms name or tracepoint name
         self.positions = positions or {}
         self.source = source        # "btf" or "version"
         self.skipped = skipped      # reason string when not attachable
+        self.caller_range = caller_range    # (start, end) of hook.caller
 
     def cflags(self):
         if self.skipped:
@@ -127,7 +158,31 @@ class Placement:
         for role in ("sk", "skb", "reason"):
             flags.append("-D%s_%s=%d" % (key, role.upper(),
                                          self.positions.get(role, -1)))
+        if self.caller_range:
+            flags += ["-D%s_CALLER_START=0x%xULL" % (key, self.caller_range[0]),
+                      "-D%s_CALLER_END=0x%xULL" % (key, self.caller_range[1])]
         return flags
+
+
+def _positions(hook, types, version):
+    """({role: position}, "btf" or "version") of a hook from its prototype's
+    types (None: unknown, go by the version); (None, None) when a role is
+    missing that the hook may lack (hook.without)."""
+    if types is not None:
+        positions, source = positions_from_types(types), "btf"
+    else:
+        positions = {"sk": -1, "skb": -1, "reason": -1}
+        positions.update(hook.fallback(version))
+        source = "version"
+    if any(positions[r] < 0 for r in hook.roles):
+        if hook.without:
+            return None, None
+        if types is not None:
+            raise RsttraceError(
+                "%s has prototype (%s), rsttrace does not know it"
+                % (hook.name, ", ".join(types)),
+                "please report the kernel version (uname -r)")
+    return positions, source
 
 
 def place(hook, mode, kbtf=None, version=None):
@@ -164,19 +219,9 @@ def place(hook, mode, kbtf=None, version=None):
         if types is None and hook.fallback is None:
             return Placement(hook, skipped="its arguments are known only "
                              "from BTF, which does not describe it")
-    if types is not None:
-        positions = positions_from_types(types)
-        source = "btf"
-        missing = [r for r in hook.roles if positions[r] < 0]
-        if missing:
-            raise RsttraceError(
-                "%s has prototype (%s), rsttrace does not know it"
-                % (hook.name, ", ".join(types)),
-                "please report the kernel version (uname -r)")
-    else:
-        positions = {"sk": -1, "skb": -1, "reason": -1}
-        positions.update(hook.fallback(version))
-        source = "version"
+    positions, source = _positions(hook, types, version)
+    if positions is None:
+        return Placement(hook, skipped=hook.without)
     if not hook.tracepoint and symbol != hook.target:
         # A clone (.constprop/.isra) may have dropped or replaced
         # arguments: trust only the socket, and only for .constprop,
@@ -184,7 +229,14 @@ def place(hook, mode, kbtf=None, version=None):
         positions = {"sk": positions["sk"] if ".constprop" in symbol
                      and ".isra" not in symbol else -1,
                      "skb": -1, "reason": -1}
-    return Placement(hook, symbol=symbol, positions=positions, source=source)
+    caller_range = None
+    if hook.caller:
+        caller_range = features.function_range(hook.caller)
+        if caller_range is None:
+            return Placement(hook, skipped="its caller %s is not in kallsyms"
+                             % hook.caller)
+    return Placement(hook, symbol=symbol, positions=positions, source=source,
+                     caller_range=caller_range)
 
 
 def check_mode(mode):

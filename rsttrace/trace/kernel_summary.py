@@ -2,8 +2,12 @@
 SUMMARY_ONLY) by their Facts and family, read out here into a Summary.
 
 A storm then costs one map update per RST; user space touches each distinct
-key once per refresh, however many RSTs it stands for.
+key once per harvest, however many RSTs it stands for. Each harvest takes
+the kernel's counts away (Tracer.take_counts), so the kernel's maps hold the
+keys of one interval; what was counted is kept here, as Summary rows.
 """
+
+import copy
 
 from rsttrace import abi
 from rsttrace.attribution import attribute
@@ -12,7 +16,7 @@ from rsttrace.output.summary import Summary
 
 
 def key_facts(key, decoder):
-    """(Facts, hook name, family) of one `agg` map key (struct agg_key)."""
+    """(Facts, frames, family) of one `agg` map key (struct agg_key)."""
     kind, hook, state, reason = decoder.names(key.kind, key.hook, key.state,
                                               key.reason)
     frames, own, _ = decoder.stack(key.stack_key, hook)
@@ -21,21 +25,40 @@ def key_facts(key, decoder):
     return facts, frames, key.family or None
 
 
+def key_record(key, decoder):
+    """The record of the RSTs counted under one key: what Summary and the
+    metrics count by (cause, kind, hook, state, reason, family, stack), and
+    the key's netns and local_port (0 unless the tracer was built with
+    them; rsttrace.output.metric_labels)."""
+    facts, frames, family = key_facts(key, decoder)
+    return {"cause": attribute(facts)[0], "kind": facts.kind,
+            "hook": facts.hook, "state": facts.state,
+            "reason": facts.reason, "family": family, "stack": frames,
+            "netns": key.netns or None, "local_port": key.local_port}
+
+
 class KernelSummary:
-    """Reads the `agg` map of a summary-mode tracer."""
+    """Reads the counts of a summary-mode tracer."""
 
     def __init__(self, tracer, decoder):
         self.tracer = tracer
         self.decoder = decoder
+        self.total = Summary()      # everything harvested so far
+
+    def harvest(self):
+        """[(record, count)] of the RSTs counted since the last harvest
+        (key_record), also added to the running total."""
+        out = []
+        for key, count in self.tracer.take_counts():
+            record = key_record(key, self.decoder)
+            self.total.add(record, count)
+            out.append((record, count))
+        return out
 
     def summary(self):
         """A Summary of everything counted so far."""
-        out = Summary()
-        for key, value in self.tracer.bpf[b"agg"].items():
-            facts, frames, family = key_facts(key, self.decoder)
-            out.add({"cause": attribute(facts)[0], "kind": facts.kind,
-                     "hook": facts.hook, "state": facts.state,
-                     "reason": facts.reason, "family": family,
-                     "stack": frames}, value.value)
+        self.harvest()
+        out = copy.copy(self.total)
+        out.rows = self.total.rows.copy()
         out.kernel_events, out.lost = self.tracer.counts()
         return out

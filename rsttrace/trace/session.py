@@ -104,8 +104,8 @@ class Session:
         if lost > self.lost_reported:
             delta = lost - self.lost_reported
             self.lost_reported = lost
-            self.warn("lost %d events (buffer full), %d in all" % (delta,
-                                                                    lost))
+            self.warn("lost %d events (%s), %d in all"
+                      % (delta, self.tracer.loss_cause(), lost))
             if self.writer is not None:
                 self.writer.lost(delta, lost)
         if self.summary is not None:

@@ -73,9 +73,10 @@ EMITTERS = ("tcp_v4_send_reset", "tcp_v6_send_reset", "tcp_send_active_reset",
 
 
 def emitter(stack, caller=False):
-    """The RST function on a stack ("caller > function" with `caller`), or
-    None when none is on it."""
-    frames = [base_name(f) for f in stack or ()]
+    """The RST function on a stack's own path (own_frames: not one the
+    softirq interrupted, such as the peer's send on the same CPU), as
+    "caller > function" with `caller`; None when none is on it."""
+    frames = list(own_frames(stack))
     for i, f in enumerate(frames):
         if f in EMITTERS:
             if caller and i + 1 < len(frames):

@@ -46,10 +46,40 @@ def import_bcc():
     return bcc
 
 
+# Capability numbers (include/uapi/linux/capability.h).
+CAP_SYS_ADMIN, CAP_SYSLOG, CAP_PERFMON, CAP_BPF = 21, 34, 38, 39
+
+
+def effective_caps(status="/proc/self/status"):
+    """The set of this process's effective capability numbers."""
+    with open(status) as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                mask = int(line.split()[1], 16)
+                return {n for n in range(64) if mask >> n & 1}
+    return set()
+
+
 def require_root():
+    """Root, and the capabilities BPF tracing needs (a service may run as
+    root with fewer: packaging/systemd/rsttrace-exporter.service)."""
     if os.geteuid() != 0:
         raise RsttraceError("rsttrace needs root to load BPF programs",
                             "run it with sudo")
+    caps = effective_caps()
+    if CAP_SYS_ADMIN not in caps and not {CAP_BPF, CAP_PERFMON} <= caps:
+        raise RsttraceError("rsttrace runs without CAP_BPF and CAP_PERFMON "
+                            "(or CAP_SYS_ADMIN), which loading and "
+                            "attaching its BPF programs needs",
+                            "add them to the service's capabilities")
+
+
+def warn_unnamed_stacks(warn):
+    """Say so when kernel stacks will come out unnamed."""
+    if os.geteuid() == 0 and CAP_SYSLOG not in effective_caps():
+        warn("no CAP_SYSLOG: kernel stacks cannot be named (kernel "
+             "addresses in /proc/kallsyms are hidden), and causes decided "
+             "on the kernel path become unknown")
 
 
 @contextlib.contextmanager
@@ -72,12 +102,21 @@ class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None, summary_only=False, owners=True):
+                 buffer_pages=None, summary_only=False, agg_cflags=(),
+                 owners=True, buffer=None, agg_entries=AGG_ENTRIES):
         self.requested_mode = mode
         self.summary_only = summary_only
+        # summary mode: more agg_key fields (metric_labels.cflags)
+        self.agg_cflags = list(agg_cflags)
+        self._agg_live = None        # summary mode: the map counted into
         # record socket owners in the kernel (not needed for counting)
         self.owners = owners and not summary_only
         self.buffer_pages = buffer_pages
+        # "ring" or "perf" forces that event buffer (tests: the perf
+        # buffer path on a kernel that has the ring buffer); None: the ring
+        # buffer where the kernel has one
+        self.buffer = buffer
+        self.agg_entries = agg_entries  # summary mode's map (tests: tiny)
         self.packets = packets
         self.filters = filters or Filters()
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
@@ -95,6 +134,7 @@ class Tracer:
     def plan(self):
         """Decide mode, hooks and flags; raise RsttraceError if impossible."""
         require_root()
+        warn_unnamed_stacks(self.warn)
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()
@@ -119,21 +159,28 @@ class Tracer:
             hooks.check_mode(self.requested_mode)
             self.mode = self.requested_mode
         self.placements = [hooks.place(h, self.mode, self.kbtf)
-                           for h in hooks.hooks_for(self.mode)]
-        if self.packets:
-            self.placements.append(hooks.place(hooks.PACKET_HOOK, self.mode,
-                                               self.kbtf))
+                           for h in hooks.hooks_for(self.mode, self.packets)]
         if not any(not p.skipped for p in self.placements):
             raise RsttraceError(
                 "none of rsttrace's hooks exist in this kernel for mode %s: %s"
                 % (self.mode, "; ".join(p.skipped for p in self.placements)),
                 "try another --mode")
-        self.ringbuf = features.ringbuf_supported()
+        self.ringbuf = self._use_ringbuf()
         if self.owners and not features.tracepoint_exists(*OWNER_TRACEPOINT):
             self.warn("no tracepoint %s:%s in this kernel (4.16+): socket "
                       "owners are found only through /proc" % OWNER_TRACEPOINT)
             self.owners = False
         return self
+
+    def _use_ringbuf(self):
+        if self.buffer == "perf":
+            return False
+        if features.ringbuf_supported():
+            return True
+        if self.buffer == "ring":
+            raise RsttraceError("this kernel has no BPF ring buffer (5.8+)",
+                                "leave --buffer out")
+        return False
 
     def cflags(self):
         flags = ["-I" + BPF_DIR,
@@ -145,7 +192,8 @@ class Tracer:
             flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
                       % (self.buffer_pages or RINGBUF_PAGES)]
         if self.summary_only:
-            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
+            flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % self.agg_entries]
+            flags += self.agg_cflags
         if self.owners:
             flags += ["-DOWNERS", "-DOWNER_ENTRIES=%d" % OWNER_ENTRIES]
         flags += offsets.cflags(self.kbtf)
@@ -168,19 +216,30 @@ class Tracer:
             if p.skipped:
                 self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
         try:
+            with open(BPF_SOURCE) as f:
+                source = self.filters.pcap_c + f.read()
             with _environ(self.headers.environ() if self.headers else {}):
-                self.bpf = bcc.BPF(src_file=BPF_SOURCE.encode(),
-                                   cflags=self.cflags())
+                self.bpf = bcc.BPF(text=source.encode(), cflags=self.cflags())
         except Exception as e:
             raise RsttraceError("the BPF program did not compile or load (%s)"
                                 % str(e).strip().splitlines()[-1],
                                 "run `rsttrace doctor` to see what this "
                                 "kernel lacks")
         try:
+            if self.summary_only:
+                self._count_into(b"agg_a")
             self._attach()
             self.filters.fill_maps(self.bpf)
             self._open(on_event)
-            self.refresh_symbols()          # note the modules loaded now
+            # bcc keeps one kernel symbol table per process, read at its
+            # first use: one read before this program was loaded (an
+            # earlier tracer's) lacks this program's own frames, which
+            # then took the name of the symbol before them (_einittext).
+            self.refresh_symbols(force=True)
+            # and read kernel symbols now rather than at the first event
+            # (a second or more on a slow machine): a module's frames are
+            # named only while it is loaded, so the sooner the better
+            self.ksym(0)
         except Exception:
             self.close()
             raise
@@ -236,6 +295,24 @@ class Tracer:
                                     page_cnt=self.buffer_pages or PERF_PAGES,
                                     lost_cb=lost)
 
+    def _count_into(self, name):
+        """Make the programs count into map `name` (agg_a or agg_b); returns
+        once no program still counts into the other one (a map-in-map update
+        waits for running programs, see agg_live in bpf/rsttrace.bpf.c)."""
+        live = self.bpf[b"agg_live"]
+        live[ctypes.c_int(0)] = ctypes.c_int(self.bpf[name].get_fd())
+        self._agg_live = name
+
+    def take_counts(self):
+        """Summary mode: [(agg_key, count)] counted since the last call;
+        the kernel forgets them (its maps hold one interval's keys)."""
+        taken = self._agg_live
+        self._count_into(b"agg_b" if taken == b"agg_a" else b"agg_a")
+        table = self.bpf[taken]
+        out = [(key, value.value) for key, value in table.items()]
+        table.clear()
+        return out
+
     def watch_netns(self, inode, on=True):
         """Add (or remove) a namespace to the kernel-side netns filter of
         a tracer made with Filters(netns_dynamic=True)."""
@@ -274,8 +351,21 @@ class Tracer:
         and of those the ones the buffer had no room for."""
         table = self.bpf[b"counts"]
         matched = sum(table[table.Key(0)])
-        lost = sum(table[table.Key(1)]) + self.perf_lost
+        # The perf buffer reports the same losses twice over: perf_submit
+        # fails (counted in the kernel) and the buffer later writes a
+        # PERF_RECORD_LOST for them (perf_output_begin(), kernel/events/
+        # ring_buffer.c), which reaches lost_cb only once it has room again.
+        # Where perf_event_output() returned nothing (older kernels),
+        # bpf_perf_event_output() gave 0 on a full buffer and only the
+        # second count exists: the larger of the two is right either way.
+        lost = max(sum(table[table.Key(1)]), self.perf_lost)
         return matched, lost
+
+    def loss_cause(self):
+        """Why events are counted lost: what had no room for them."""
+        if self.summary_only:
+            return "summary map full: %d keys" % self.agg_entries
+        return "buffer full"
 
     def stack(self, stack_key):
         """Kernel addresses of a stack, innermost first; None when the
@@ -290,18 +380,22 @@ class Tracer:
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")
 
-    def refresh_symbols(self):
+    def refresh_symbols(self, force=False):
         """Reload kernel symbols if modules were loaded or unloaded since
         the last look (bcc reads kallsyms once: a module loaded later, such
         as nf_reject_ipv4 when a REJECT rule appears, would be named after
-        whatever symbol precedes it). True when the symbols changed."""
+        whatever symbol precedes it); with `force`, in any case. True when
+        the symbols were dropped for a fresh read."""
         try:
             with open("/proc/modules", "rb") as f:
-                modules = hash(b"".join(line.split(b" ", 1)[0]
-                                        for line in f))
+                # name and load address: a module unloaded and loaded
+                # again between two looks is back under the same name,
+                # likely at another address
+                modules = hash(b";".join(b" ".join(line.split()[::5])
+                                         for line in f))
         except OSError:
             return False
-        if modules == getattr(self, "_modules", modules):
+        if modules == getattr(self, "_modules", modules) and not force:
             self._modules = modules
             return False
         self._modules = modules

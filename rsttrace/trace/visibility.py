@@ -19,6 +19,9 @@ BLIND_SPOTS = {
                   "does not fire for them (kprobe or fentry mode sees them)",
     "packets": "RSTs from netfilter REJECT rules: they pass no TCP hook "
                "(--packets, or kprobe/fentry on nf_send_reset, sees them)",
+    "time_wait": "RSTs that kill TIME_WAIT sockets: no tcp tracepoint fires "
+                 "for them (kprobe or fentry mode sees them, tracepoint mode "
+                 "with --packets on Linux 6.11+)",
 }
 
 # The kinds of RST each blind spot hides: the causes of RSTs sent with no
@@ -31,12 +34,15 @@ SOCKETLESS_CAUSES = frozenset(("no-listener", "no-connection",
 class Visibility:
     """What one attach mode sees on one kernel."""
 
-    def __init__(self, mode, socketless_tracepoint, packets, nf_reject):
+    def __init__(self, mode, socketless_tracepoint, packets, nf_reject,
+                 drop_socket=False):
         self.mode = mode
         # tcp:tcp_send_reset fires for RSTs without a full socket
         self.socketless_tracepoint = socketless_tracepoint
         self.packets = packets          # --packets: the packet hook is on
         self.nf_reject = nf_reject      # nf_send_reset is in the kernel now
+        # skb:kfree_skb names the socket of a dropped packet (rx_sk)
+        self.drop_socket = drop_socket
 
     @classmethod
     def here(cls, mode, packets):
@@ -48,14 +54,20 @@ class Visibility:
         fmt = features.tracepoint_format("tcp", "tcp_send_reset")
         socketless = ("reason" in fmt if fmt is not None else
                       history.since(features.version(), history.RST_REASON))
+        drop = features.tracepoint_format("skb", "kfree_skb")
+        drop_socket = ("rx_sk" in drop if drop is not None else
+                       history.since(features.version(),
+                                     history.KFREE_SKB_SK))
         return cls(mode, socketless, packets,
-                   features.function_symbol("nf_send_reset") is not None)
+                   features.function_symbol("nf_send_reset") is not None,
+                   drop_socket)
 
     @classmethod
     def of_release(cls, release, mode, packets=True):
         """On a kernel known by its release string (a saved result)."""
         return cls(mode, history.since(release, history.RST_REASON),
-                   packets, packets)
+                   packets, packets,
+                   history.since(release, history.KFREE_SKB_SK))
 
     def sees(self, spot):
         """Whether this tracer sees what BLIND_SPOTS[spot] describes."""
@@ -66,6 +78,8 @@ class Visibility:
             return functions or self.socketless_tracepoint
         if spot == "packets":
             return self.packets or (functions and self.nf_reject)
+        if spot == "time_wait":
+            return functions or (self.packets and self.drop_socket)
         raise KeyError(spot)
 
     def blind_spots(self):
@@ -85,6 +99,8 @@ def spot_of(kind, cause):
         return "challenge_ack"
     if cause == "firewall-reject":
         return "packets"
+    if cause == "time-wait-assassination":
+        return "time_wait"
     if kind == "sent" and cause in SOCKETLESS_CAUSES:
         return "socketless"
     return None

@@ -133,3 +133,36 @@ def test_inside_the_pod(lab):
         assert rec["pod"] == {"namespace": None, "name": names["pod"]}
         check_container(rec, names, podman, "podctr")
     assert one(recs, kind="received")["owner_comm"] == "nc"
+
+
+def test_exporter_labels_name_the_container_and_the_pod(lab):
+    """`rsttrace exporter --label container,pod` names a count's network
+    namespace through a container index of its own: the container's
+    namespace by the container's name, the pod's by the pod's name."""
+    from rsttrace.output.metric_labels import ResetCounters
+    pair, podman, session, records, selection, names = lab
+    recs = provoked(lab, lambda: podman.exec(
+        names["podctr"], "nc", "127.0.0.1", str(CLOSED)), CLOSED)
+    recs += provoked(lab, lambda: craft.send_segment(
+        pair, "a", "b", 40125, CLOSED, seq=1, ack=0, flags=craft.SYN), CLOSED)
+    assert len(recs) == 3
+    counters = ResetCounters(["container", "pod"])
+    for rec in recs:
+        counters.add(rec, 1)
+    assert {v[-2:] for v, n in counters.snapshot()} == {
+        (names["ctr"], "none"), (names["podctr"], names["pod"])}
+
+
+def test_the_lab_leaves_the_host_as_it_was(lab):
+    """Last in this module: closing the lab (the fixture's own close after
+    this does nothing) leaves no podman process and the host's podman
+    paths, cgroups and mounts as they were before the lab began (other
+    podman users' cgroups aside)."""
+    pair, podman, session, records, selection, names = lab
+    podman.close()
+    # the two containers, the pod and its infra container
+    assert len(podman.ids) == 4
+    assert set(names.values()) < set(podman.ids.values())
+    assert podman.processes() == []
+    assert not os.path.exists(podman.dir)
+    assert podman.leftovers() == (set(), set())

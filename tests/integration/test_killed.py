@@ -13,6 +13,7 @@ import time
 import pytest
 
 from bpf_objects import bpf_ids, held_bpf_ids
+from rsttrace.kernel import features
 from rsttrace.lab import hostwide
 
 pytestmark = pytest.mark.root
@@ -49,11 +50,17 @@ def kill9(proc):
     proc.wait()
 
 
+# --packets in tracepoint mode also watches dropped packets (TIME_WAIT
+# kills) where skb:kfree_skb names the socket (6.11+)
+DROP = {"on_tp_kfree_skb"} if "rx_sk" in (
+    features.tracepoint_format("skb", "kfree_skb") or "") else set()
+
+
 @pytest.mark.parametrize("args,programs", [
     ([], {"on_tp_tcp_send_reset", "on_tp_tcp_receive_reset",
           "on_sock_set_state"}),
     (["--packets"], {"on_tp_tcp_send_reset", "on_tp_tcp_receive_reset",
-                     "on_tp_net_dev_queue", "on_sock_set_state"}),
+                     "on_tp_net_dev_queue", "on_sock_set_state"} | DROP),
     (["--summary-only"], {"on_tp_tcp_send_reset",
                           "on_tp_tcp_receive_reset"}),
 ], ids=["default", "packets", "summary-only"])
@@ -125,6 +132,7 @@ def test_killed_scenarios_run_is_cleaned_up_by_the_next(tmp_path):
 
 CHANGER = """
 import os, sys, time
+from rsttrace.kernel import features
 from rsttrace.lab import hostwide
 name = sys.argv[1]
 with hostwide.kept(name, print):

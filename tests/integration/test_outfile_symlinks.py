@@ -177,3 +177,99 @@ def test_trace_refuses_nobodys_link_in_one_line(dirs):
         "world-writable directory: refusing to write through it: " % link)
     assert unchanged(victim)
     assert os.path.islink(link)
+
+
+# -- the numbered files of a rotated capture (trace -o FILE -C SIZE) --------
+
+def rotating(path, **kw):
+    from rsttrace.output.capture import Capture
+    warned = []
+    out = Capture(path, rotate_bytes=100, warn=warned.append, **kw)
+    out.warned = warned
+    return out
+
+
+def fill(out, lines=10):
+    for n in range(lines):
+        out.write('{"kind":"sent","n":%d,"pad":"%s"}\n' % (n, "x" * 60))
+        out.flush()
+
+
+def test_nobodys_link_at_a_numbered_name_is_refused_before_the_run(dirs):
+    shared, victim = dirs
+    path = os.path.join(shared, "x.jsonl")
+    as_nobody("ln", "-s", victim, path + ".1")
+    out = rotating(path)
+    with pytest.raises(safe_open.Refused) as e:
+        out.open()
+    assert str(e.value).startswith(
+        "%s.1 is a symlink owned by uid 65534 in a world-writable directory: "
+        "refusing to write through it: " % path)
+    assert unchanged(victim)
+    assert os.listdir(shared) == ["x.jsonl.1"]      # FILE it made: removed
+
+
+def test_nobodys_file_at_a_numbered_name_is_refused_before_the_run(dirs):
+    shared, _ = dirs
+    path = os.path.join(shared, "x.jsonl")
+    as_nobody("touch", path + ".2.gz")
+    with pytest.raises(safe_open.Refused) as e:
+        rotating(path, compress=True).open()
+    assert "x.jsonl.2.gz is a file owned by uid 65534" in str(e.value)
+    assert sorted(os.listdir(shared)) == ["x.jsonl.2.gz"]
+
+
+def test_nobodys_link_planted_at_the_next_name_mid_run_is_refused(dirs):
+    """The name was free when the run began; nobody's link is there when
+    the file is rotated: it is neither followed nor replaced, the run
+    ends with the one line, and FILE holds whole lines."""
+    shared, victim = dirs
+    path = os.path.join(shared, "x.jsonl")
+    out = rotating(path)
+    out.open()
+    out.begin()
+    as_nobody("ln", "-s", victim, path + ".1")
+    with pytest.raises(safe_open.Refused) as e:
+        fill(out)
+    assert "x.jsonl.1 is a symlink owned by uid 65534" in str(e.value)
+    out.discard()
+    assert unchanged(victim) and os.path.islink(path + ".1")
+    with open(path) as f:
+        text = f.read()
+    assert text.endswith("\n") and len(text) >= 100
+
+
+def test_nobodys_link_at_the_compressed_name_is_left_alone(dirs):
+    """--compress meets nobody's link at FILE.gz: the file stays
+    uncompressed (a warning says why), the link is not followed."""
+    shared, victim = dirs
+    path = os.path.join(shared, "x.jsonl")
+    out = rotating(path, compress=True)
+    out.open()
+    out.begin()
+    as_nobody("ln", "-s", victim, path + ".gz")
+    fill(out)
+    out.close()
+    assert unchanged(victim)
+    assert os.path.exists(path) and os.path.islink(path + ".gz")
+    assert os.path.exists(path + ".1.gz")       # the others are compressed
+    assert len(out.warned) == 1
+    assert out.warned[0].startswith(
+        "could not compress %s, left as it is: %s.gz is a symlink owned by "
+        "uid 65534 in a world-writable directory" % (path, path))
+    assert not [e for e in os.listdir(shared) if "partial" in e]
+
+
+def test_trace_refuses_nobodys_link_at_a_numbered_name_in_one_line(dirs):
+    shared, victim = dirs
+    path = os.path.join(shared, "x.jsonl")
+    as_nobody("ln", "-s", victim, path + ".3")
+    res = subprocess.run([RSTTRACE, "trace", "--json", "--duration", "1",
+                          "-o", path, "-C", "1k"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        "rsttrace: error: %s.3 is a symlink owned by uid 65534 in a "
+        "world-writable directory: refusing to write through it: remove it, "
+        "or write into a directory only you can write to" % path]
+    assert unchanged(victim)

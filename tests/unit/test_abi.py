@@ -150,7 +150,7 @@ def test_agg_key_layout():
         assert fmt == want, name
     # no holes: bcc's key class and the C struct agree on its size
     assert struct.calcsize("@" + "".join(f for _, f in abi.AGG_KEY_FIELDS)) \
-        == 24
+        == 32
 
 
 def test_bpf_source_names_only_mirrored_macros():

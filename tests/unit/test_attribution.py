@@ -10,8 +10,9 @@ import os
 
 import pytest
 
-from rsttrace.attribution import attribute_record
+from rsttrace.attribution import attribute, attribute_record
 from rsttrace.causes import CAUSES, causes_markdown, explain
+from rsttrace.facts import Facts
 from rsttrace.lab import expectations
 from rsttrace.lab.catalogue import CATALOGUE
 from rsttrace.lab.expectations import ANY, emitter_of, match
@@ -47,7 +48,7 @@ def expected_cause(event):
     causes = {e.cause for e in must + tolerate
               if (e.side, e.kind) == (event["side"], event["kind"])
               and e.state in (ANY, event["state"])
-              and e.emitter in (ANY, emitter_of(event))}
+              and e.emits(emitter_of(event))}
     assert len(causes) == 1, "expectations for %s %s %s: %s" % (
         event["scenario"], event["side"], event["kind"], causes)
     return causes.pop()
@@ -110,6 +111,13 @@ def rec(**kw):
     return base
 
 
+def synsent_reply(**kw):
+    """tcp:tcp_send_reset answering a SYN-ACK in SYN_SENT (snd_nxt 101)."""
+    return rec(hook="tcp:tcp_send_reset", state="SYN_SENT", seg_flags="SYN|ACK",
+               seg_len=0, snd_nxt=101, linger2=0,
+               stack=["tcp_v4_send_reset", "tcp_v4_do_rcv"], **kw)
+
+
 @pytest.mark.parametrize("record,cause", [
     # memory pressure: orphan aborted from the retransmit timer
     (rec(state="FIN_WAIT1", stack=["tcp_send_active_reset",
@@ -163,13 +171,28 @@ def rec(**kw):
     (rec(hook="nf_send_reset", seg_flags="SYN",
          stack=["nf_send_reset", "reject_tg"]), "firewall-reject"),
     # kprobe mode sees the packet on tcp_reset: a non-RST segment means the
-    # kernel aborted its own socket (data after close)
+    # kernel aborted its own socket (data after close; kind abort)
     (rec(kind="received", hook="tcp_reset", state="FIN_WAIT2",
          seg_flags="PSH|ACK", stack=["tcp_reset", "tcp_rcv_state_process"]),
      "data-after-close"),
     (rec(kind="received", hook="tcp_reset", state="ESTABLISHED",
          seg_flags="RST", stack=["tcp_reset", "tcp_validate_incoming"]),
      "reset-received"),
+    # an RST killing a TIME_WAIT socket, as kprobe and tracepoint mode see it
+    (rec(kind="received", hook="inet_twsk_deschedule_put", state="TIME_WAIT",
+         stack=["inet_twsk_deschedule_put", "tcp_timewait_state_process"]),
+     "time-wait-assassination"),
+    (rec(kind="received", hook="skb:kfree_skb", state="TIME_WAIT",
+         seg_flags="RST", seg_len=0,
+         stack=["sk_skb_reason_drop", "tcp_v4_rcv"]),
+     "time-wait-assassination"),
+    # from SYN_SENT: a SYN-ACK whose ACK is snd_nxt failed its timestamp
+    # (the kernel says so from 6.10 on), any other is an unacceptable ACK
+    (synsent_reply(seq=101), "paws-reject"),
+    (synsent_reply(seq=101, reason="TCP_RFC7323_PAWS"), "paws-reject"),
+    (synsent_reply(seq=5000), "invalid-ack"),
+    (synsent_reply(seq=101, reason="TCP_INVALID_ACK_SEQUENCE"),
+     "invalid-ack"),
     # connect(AF_UNSPEC) on an open connection
     (rec(state="CLOSE", stack=["tcp_send_active_reset", "tcp_disconnect",
                                "inet_stream_connect", "__sys_connect"]),
@@ -180,6 +203,55 @@ def rec(**kw):
 ])
 def test_synthetic(record, cause):
     assert attribute_record(record)[0] == cause
+
+
+ABORT_FRAMES = ["tcp_reset", "tcp_rcv_state_process", "tcp_v4_do_rcv"]
+REAL_FRAMES = ["tcp_reset", "tcp_validate_incoming", "tcp_rcv_state_process"]
+
+
+@pytest.mark.parametrize("record,kind", [
+    # the segment in hand (kprobe/fentry, 5.11+): no RST flag, no RST
+    (rec(kind="received", hook="tcp_reset", state="FIN_WAIT2",
+         seg_flags="PSH|ACK", seg_len=4, stack=ABORT_FRAMES), "abort"),
+    (rec(kind="received", hook="tcp_reset", state="FIN_WAIT2",
+         seg_flags="RST|ACK", seg_len=0, stack=REAL_FRAMES), "received"),
+    # no segment (tcp:tcp_receive_reset, 5.10 kprobes): the caller tells,
+    # in every state where the kernel aborts on data
+    *[(rec(kind="received", hook="tcp:tcp_receive_reset", state=state,
+           stack=frames), kind)
+      for state in ("FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING",
+                    "LAST_ACK")
+      for frames, kind in ((ABORT_FRAMES, "abort"), (REAL_FRAMES,
+                                                      "received"))],
+    # SYN_SENT's RSTs reach tcp_reset from tcp_rcv_synsent_state_process,
+    # inlined into tcp_rcv_state_process: the state rules out an abort
+    (rec(kind="received", hook="tcp:tcp_receive_reset", state="SYN_SENT",
+         stack=ABORT_FRAMES), "received"),
+    (rec(kind="received", hook="tcp:tcp_receive_reset", state="ESTABLISHED",
+         stack=["tcp_reset", "tcp_validate_incoming",
+                "tcp_rcv_established"]), "received"),
+    # without packet and stack nothing tells: received, as the hook says
+    (rec(kind="received", hook="tcp:tcp_receive_reset", state="FIN_WAIT2",
+         stack=[]), "received"),
+    # a saved abort stays one; sent events are never re-kinded
+    (rec(kind="abort", hook="tcp:tcp_receive_reset", state="FIN_WAIT2",
+         stack=ABORT_FRAMES), "abort"),
+    (rec(kind="sent", hook="tcp_v4_send_reset", state="CLOSE",
+         seg_flags="PSH|ACK", seg_len=4, stack=["tcp_v4_send_reset"]),
+     "sent"),
+])
+def test_own_abort_is_not_a_received_rst(record, kind):
+    """The kernel's own abort through tcp_reset() (data after the reading
+    side was shut down) is kind `abort`, cause data-after-close; an RST
+    that arrived stays `received`."""
+    facts = Facts.of_record(record)
+    assert facts.kind == kind
+    cause = attribute(facts)[0]
+    if kind == "abort":
+        assert cause == "data-after-close"
+        assert attribute(facts)[1].startswith("Not an RST")
+    elif kind == "received":
+        assert cause == "reset-received"
 
 
 def test_every_cause_explains_itself():
@@ -195,7 +267,9 @@ def test_issue_cause_ids_exist():
                   "accept-queue-overflow", "listener-closed",
                   "keepalive-timeout", "socket-killed", "memory-pressure",
                   "firewall-reject", "invalid-ack", "challenge-ack",
-                  "reset-received", "unknown"):
+                  "reset-received", "unknown",
+                  # issue 19
+                  "time-wait-assassination", "paws-reject"):
         assert cause in CAUSES
 
 

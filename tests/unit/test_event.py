@@ -35,7 +35,7 @@ def raw(**kw):
         linger2=0,
         sport=80, dport=40000, saddr=v4("10.0.0.1"), daddr=v4("10.0.0.2"),
         family=4, kind=abi.KIND_SENT, hook=1, state=1, flags=EV_SOCK,
-        seg_flags=0, facts=0, pad=0, comm=b"curl".ljust(16, b"\0"),
+        seg_flags=0, facts=0, comm=b"curl".ljust(16, b"\0"),
         owner_pid=0, sock_ino=0, owner_comm=b"\0" * 16)
     unknown = set(kw) - set(base)
     assert not unknown, unknown
@@ -382,3 +382,18 @@ def test_a_stack_gone_from_the_table_is_counted_not_kept(ks):
     rec = d.record(raw(stack_key=7))
     assert rec["stack"] and rec["context"] == "softirq"
     assert d.missing_stacks == 1
+
+
+def test_wall_offset_is_read_between_two_wall_clock_reads(monkeypatch):
+    """The monotonic -> wall offset comes from the tightest bracket of
+    wall-clock reads around a monotonic read: one read preempted for 5 ms
+    does not put every record 5 ms off tcpdump's clock."""
+    import time
+    from rsttrace.trace import decode
+    wall = iter([1000_000, 6000_000,        # a 5 ms gap: preempted
+                 7000_000, 7002_000] + [9000_000, 9050_000] * 14)
+    mono = iter([100_000, 6500_000] + [8000_000] * 14)
+    monkeypatch.setattr(time, "time_ns", lambda: next(wall))
+    monkeypatch.setattr(time, "monotonic_ns", lambda: next(mono))
+    # the second try: (7000000 + 7002000) / 2 - 6500000, to the microsecond
+    assert decode.monotonic_to_wall_offset() == 501_000

@@ -54,12 +54,15 @@ def agg_key(rec, kernel):
     return AggKey(
         stack_key=kernel.key_of(rec.get("stack")),
         reason=REASONS.index(rec["reason"]) if rec.get("reason") else -1,
-        kind=inverse(abi.KIND_NAMES)[rec["kind"]],
+        # an abort is what a receive hook reported (facts.own_abort)
+        kind=inverse(abi.KIND_NAMES)[rec["kind"] if rec["kind"] != "abort"
+                                     else "received"],
         hook=inverse(HOOK_NAMES)[rec["hook"]],
         state=inverse(abi.TCP_STATES)[rec["state"]] if rec.get("state")
         else 0,
         family=rec.get("family") or 0, seg_flags=flag_byte(rec["seg_flags"]),
-        facts=bits_of_record(rec), pad=b"")
+        pad0=0, facts=bits_of_record(rec), local_port=0, pad1=0, netns=0,
+        pad=b"")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +108,17 @@ BASE = {"kind": "sent", "hook": "tcp_v4_send_reset", "state": "ESTABLISHED",
      abi.FACT_TCP_SOCK | abi.FACT_LINGER2_NEG),
     ({"backlog": 3, "backlog_max": 2}, abi.FACT_QUEUE_FULL),
     ({"backlog": 2, "backlog_max": 2}, 0),
+    # a reply to a segment acknowledging exactly snd_nxt (its ACK is the
+    # RST's seq)
+    ({"seg_flags": "SYN|ACK", "seg_len": 0, "seq": 9, "snd_nxt": 9,
+      "linger2": 0},
+     abi.FACT_PACKET | abi.FACT_TCP_SOCK | abi.FACT_ACK_NXT),
+    ({"seg_flags": "SYN|ACK", "seg_len": 0, "seq": 8, "snd_nxt": 9,
+      "linger2": 0}, abi.FACT_PACKET | abi.FACT_TCP_SOCK),
+    ({"seg_flags": "SYN", "seg_len": 0, "seq": 9, "snd_nxt": 9,
+      "linger2": 0}, abi.FACT_PACKET | abi.FACT_TCP_SOCK),
+    ({"kind": "received", "seg_flags": "RST|ACK", "seg_len": 0, "seq": 9,
+      "snd_nxt": 9, "linger2": 0}, abi.FACT_PACKET | abi.FACT_TCP_SOCK),
 ])
 def test_bits_of_record(fields, bits):
     assert bits_of_record(dict(BASE, **fields)) == bits
@@ -135,3 +149,31 @@ def test_facts_are_the_whole_input():
     assert Facts.of_record(a) == Facts.of_record(b)
     assert attribute_record(a) == attribute_record(b)
     assert attribute_record(a)[0] == "no-listener"
+
+
+class CountingTracer:
+    """What KernelSummary reads of a summary-mode tracer: take_counts()
+    hands out each interval's counts once, as the kernel's swapped maps
+    do."""
+
+    def __init__(self, intervals):
+        self.intervals = list(intervals)
+
+    def take_counts(self):
+        return self.intervals.pop(0) if self.intervals else []
+
+    def counts(self):
+        return 0, 0
+
+
+def test_harvests_add_up_and_carry_the_opt_in_keys(summary_mode):
+    from rsttrace.trace.kernel_summary import KernelSummary
+    kernel, dec = summary_mode
+    event = next(e for e in EVENTS if e["cause"] == "no-listener")
+    key = agg_key(event, kernel)._replace(netns=4026532000, local_port=80)
+    ks = KernelSummary(CountingTracer([[(key, 3)], [(key, 4)]]), dec)
+    first = ks.harvest()
+    assert [(r["cause"], r["netns"], r["local_port"], n)
+            for r, n in first] == [("no-listener", 4026532000, 80, 3)]
+    assert ks.summary().by("cause") == {"no-listener": 7}
+    assert ks.harvest() == [] and ks.summary().events == 7

@@ -122,6 +122,13 @@ def test_hook_tables():
     assert hooks.hooks_for("tracepoint") is TRACEPOINT_HOOKS
     assert hooks.hooks_for("kprobe") is FUNCTION_HOOKS
     assert hooks.hooks_for("fentry") is FUNCTION_HOOKS
+    # --packets: the packet hook in every mode, the drop hook in
+    # tracepoint mode (kprobe/fentry see TIME_WAIT kills without it)
+    assert hooks.hooks_for("tracepoint", packets=True) == \
+        TRACEPOINT_HOOKS + [hooks.PACKET_HOOK, hooks.DROP_HOOK]
+    for mode in ("kprobe", "fentry"):
+        assert hooks.hooks_for(mode, packets=True) == \
+            FUNCTION_HOOKS + [hooks.PACKET_HOOK]
     assert all(h.tracepoint for h in TRACEPOINT_HOOKS)
     assert not any(h.tracepoint for h in FUNCTION_HOOKS)
     ids = [h.hook_id for h in hooks.ALL_HOOKS]
@@ -129,7 +136,9 @@ def test_hook_tables():
     assert len({h.key for h in hooks.ALL_HOOKS}) == len(ids)
     for h in hooks.ALL_HOOKS:
         if h.fallback is not None:
-            pos = h.fallback((6, 10))
+            # a hook that may lack a role on older kernels (h.without)
+            # has it on newer ones
+            pos = h.fallback((7, 0) if h.without else (6, 10))
             assert all(pos.get(r, -1) >= 0 for r in h.roles), h
 
 
@@ -162,6 +171,15 @@ def synthetic_btf(reason=True):
     tp = b.func_proto(0, [("__data", b.ptr(0)), ("", csock_p),
                           ("", cskb_p)] + ([("", reason_t)] if reason else []))
     b.typedef("btf_trace_tcp_send_reset", b.ptr(tp))
+    tw_p = b.ptr(b.struct("inet_timewait_sock", 8, []))
+    b.func("inet_twsk_deschedule_put", b.func_proto(0, [("tw", tw_p)]))
+    # skb:kfree_skb: the dropping socket (rx_sk) came with 6.11; `reason`
+    # here stands for a kernel that has it
+    drop = b.enum("skb_drop_reason", [("SKB_DROP_REASON_NOT_SPECIFIED", 2)])
+    tp = b.func_proto(0, [("__data", b.ptr(0)), ("", skb_p),
+                          ("", b.ptr(0)), ("", drop)] +
+                      ([("", sock_p)] if reason else []))
+    b.typedef("btf_trace_kfree_skb", b.ptr(tp))
     return b.btf()
 
 
@@ -266,3 +284,37 @@ def test_place_btf_only_hook_without_btf(kern):
     assert p.skipped and "BTF" in p.skipped
     p = place(BY_KEY["NF_SEND_RESET"], "kprobe", None, version=(6, 1))
     assert p.skipped
+
+
+# -- hooks for RSTs that kill TIME_WAIT sockets ---------------------------------
+
+def test_time_wait_kill_hook_knows_its_caller(kern, monkeypatch):
+    """inet_twsk_deschedule_put takes a timewait socket, and reports only
+    calls from tcp_timewait_state_process: its address range is compiled
+    in."""
+    ranges = {"tcp_timewait_state_process": (0xffff0000, 0xffff0400)}
+    monkeypatch.setattr(features, "function_range", ranges.get)
+    p = place(BY_KEY["INET_TWSK_DESCHEDULE_PUT"], "kprobe", synthetic_btf())
+    assert p.positions == {"sk": 0, "skb": -1, "reason": -1}
+    assert p.cflags()[-2:] == [
+        "-DINET_TWSK_DESCHEDULE_PUT_CALLER_START=0xffff0000ULL",
+        "-DINET_TWSK_DESCHEDULE_PUT_CALLER_END=0xffff0400ULL"]
+    del ranges["tcp_timewait_state_process"]
+    p = place(BY_KEY["INET_TWSK_DESCHEDULE_PUT"], "kprobe", synthetic_btf())
+    assert p.skipped == ("its caller tcp_timewait_state_process is not in "
+                         "kallsyms")
+
+
+def test_drop_hook_needs_the_dropping_socket(kern):
+    """skb:kfree_skb names the socket from 6.11 on; before, the hook is
+    skipped (tracepoint mode then cannot see TIME_WAIT kills), whether
+    BTF or the version says so."""
+    hook = hooks.DROP_HOOK
+    p = place(hook, "tracepoint", synthetic_btf())
+    assert p.skipped is None and p.positions == {"sk": 3, "skb": 0,
+                                                 "reason": -1}
+    p = place(hook, "tracepoint", synthetic_btf(reason=False))
+    assert p.skipped == "skb:kfree_skb names no socket before Linux 6.11"
+    assert place(hook, "tracepoint", None, version=(6, 10)).skipped
+    p = place(hook, "tracepoint", None, version=(6, 11))
+    assert p.source == "version" and p.positions["sk"] == 3

@@ -195,6 +195,32 @@ def test_socketless_rst_missing_in_old_tracepoint_mode_is_explained():
     assert d.what == "cause" and d.explained is None
 
 
+def test_time_wait_kill_missing_in_tracepoint_mode_before_6_11():
+    """An RST that kills a TIME_WAIT socket: tracepoint mode sees it only
+    from 6.11 on (skb:kfree_skb names the socket), kprobe mode always."""
+    cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.1.0-1-amd64", "tracepoint"),
+                 ("6.12.1-amd64", "tracepoint"))
+    sent = _ev("b", "sent", "no-connection", SENT)
+    kill = dict(_ev("a", "received", "time-wait-assassination",
+                    ["inet_twsk_deschedule_put",
+                     "tcp_timewait_state_process"]), state="TIME_WAIT")
+    row = {cols[0].label: _res("x", cols[0].kernel, "kprobe", [sent, kill]),
+           cols[1].label: _res("x", cols[1].kernel, "tracepoint", []),
+           cols[2].label: _res("x", cols[2].kernel, "tracepoint",
+                               [dict(sent, reason="NO_SOCKET"), kill])}
+    diffs = matrix.differences(cols, row)
+    assert [(d.what, d.text) for d in diffs] == [
+        ("cause", matrix.SOCKETLESS_NOTE), ("cause", matrix.TIME_WAIT_NOTE),
+        ("reason", matrix.REASON_NOTE)]
+    assert all(d.explained for d in diffs)
+    # missing on 6.12, whose tracepoint mode sees them: unexplained
+    row[cols[2].label] = _res("x", cols[2].kernel, "tracepoint",
+                              [dict(sent, reason="NO_SOCKET")])
+    d = matrix.differences(cols, row)[0]
+    assert d.what == "cause" and d.explained is None
+    assert d.text.startswith("RSTs that kill TIME_WAIT sockets")
+
+
 def test_a_scenario_not_run_on_a_kernel_says_so_and_differs_in_nothing():
     cols = _cols(("6.1.0-1-amd64", "kprobe"), ("6.18.44-fc", "tracepoint"))
     ran = _res("m", cols[0].kernel, "kprobe",

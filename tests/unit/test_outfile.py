@@ -126,3 +126,66 @@ def test_the_trust_rule():
     for mode in (0o777, 0o1755, 0o755):             # not sticky and w+o
         assert trusted(St(st_mode=stat.S_IFDIR | mode, st_uid=0),
                        St(st_uid=65534), uid=0)
+
+
+def test_cannot_write_line(tmp_path):
+    """The whole line: what, why (the OS's words, or the error itself when
+    it has none), how to fix it."""
+    from rsttrace.output.outfile import cannot_write
+    e = cannot_write("/x/out", OSError(13, "Permission denied"))
+    assert str(e) == ("cannot write /x/out (Permission denied): choose a "
+                      "writable path with -o")
+    assert e.exit_code == 1
+    assert str(cannot_write("o", OSError("odd"))).startswith(
+        "cannot write o (odd): ")
+    with pytest.raises(RsttraceError) as err:
+        OutputFile(str(tmp_path / "nodir" / "out")).open()
+    assert str(err.value) == (
+        "cannot write %s (No such file or directory): choose a writable "
+        "path with -o" % (tmp_path / "nodir" / "out"))
+
+
+def test_stdout_for_none_and_dash(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.chdir(tmp_path)
+    for path in (None, "", "-"):
+        out = OutputFile(path)
+        assert out.open() is sys.stdout
+        out.commit()
+        out.discard()
+        assert out.stream is sys.stdout
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_open_failure_leaves_nothing(tmp_path, monkeypatch):
+    """A failure after the temporary file was made (here: wrapping the fd
+    fails) removes the file and closes what was opened."""
+    import builtins
+    from rsttrace.output import outfile as mod
+    before = set(os.listdir("/proc/self/fd"))
+    real_open = builtins.open
+
+    def failing_open(fd, mode="r", *a, **kw):
+        if isinstance(fd, int):
+            raise OSError(28, "No space left on device")
+        return real_open(fd, mode, *a, **kw)
+    monkeypatch.setattr(mod, "open", failing_open, raising=False)
+    out = OutputFile(str(tmp_path / "out.jsonl"))
+    with pytest.raises(RsttraceError) as e:
+        out.open()
+    assert str(e.value) == ("cannot write %s (No space left on device): "
+                            "choose a writable path with -o"
+                            % (tmp_path / "out.jsonl"))
+    assert os.listdir(str(tmp_path)) == []
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert (out.stream, out.tmp, out.target) == (None, None, None)
+
+
+def test_commit_then_state_is_clean(tmp_path):
+    out = OutputFile(str(tmp_path / "o"))
+    out.open().write("x\n")
+    out.commit()
+    assert (out.stream, out.tmp, out.target) == (None, None, None)
+    out.commit()                        # a second commit does nothing
+    out.discard()
+    assert (tmp_path / "o").read_text() == "x\n"

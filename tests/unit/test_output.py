@@ -229,7 +229,7 @@ def test_rows_cause_line_and_no_stacks():
 def test_rows_lost():
     s = Stream()
     RowWriter(s).lost(2, 7)
-    assert s.getvalue() == "LOST 2 events (ring buffer full), 7 in all\n"
+    assert s.getvalue() == "LOST 2 events (event buffer full), 7 in all\n"
     assert s.flushes == 1
 
 
@@ -344,6 +344,71 @@ def test_json_same_explanation_other_stack():
     w.event(record(stack=["a"]))
     w.event(record(stack=["b"]))
     assert [json.loads(l)["stack"] for l in s.lines()] == [["a"], ["b"]]
+
+
+def test_summary_text_exact():
+    """The whole text: head, the cause table (meaning wrapped at 70, an
+    unknown cause with none), the rows table ('-' for a missing value,
+    path wrapped at 60)."""
+    from rsttrace.causes import CAUSES
+    summ = Summary()
+    summ.add(record(cause="no-listener"), count=2)
+    summ.add(record(cause="made-up", state=None))
+    assert summ.as_text() == "\n\n".join([
+        "3 events, 0 lost",
+        table([("no-listener", 2, CAUSES["no-listener"].what),
+               ("made-up", 1, "")],
+              ["cause", "events", "what it means"], [None, None, 70]),
+        table([list(row[:3]) + ["-" if v is None else v for v in row[3:]]
+               + [n] for row, n in summ.rows.most_common()],
+              list(Summary.ROW) + ["count"],
+              [None, None, None, None, None, None, 60])])
+    assert "-" in summ.as_text().splitlines()[-1].split()
+
+
+def test_rows_wrap_the_cause_at_line_width():
+    s = Stream()
+    w = RowWriter(s, stacks=False)
+    w.event(record(cause="no-listener", explanation="word " * 40))
+    cause = s.lines()[2:]
+    assert cause[0].startswith("    cause: no-listener: word")
+    assert all(l.startswith("      word") for l in cause[1:])
+    assert 70 < max(len(l) for l in cause) <= LINE_WIDTH
+    assert len(cause) == 4
+    s = Stream()
+    RowWriter(s, stacks=False, wide=True).event(
+        record(cause="no-listener", explanation="word " * 40))
+    assert s.lines()[2] == ("    cause: no-listener: " + "word " * 40)
+
+
+def test_rows_strip_only_the_right():
+    s = Stream()
+    RowWriter(s, stacks=False).event(record())
+    assert all(l == l.rstrip() and not l.startswith(" ")
+               for l in s.lines()[:2])
+    assert s.lines()[0].startswith("TIME ")
+
+
+def test_rows_summary():
+    s = Stream()
+    summ = Summary()
+    summ.add(record(cause="no-listener"))
+    RowWriter(s).summary(summ)
+    assert s.getvalue() == summ.as_text() + "\n"
+    assert s.flushes == 1
+
+
+def test_table_empty_cell():
+    out = table([("a", ""), ("b", "x")], ["k", "v"])
+    assert out.splitlines()[2].rstrip() == "a"
+    assert "XX" not in out
+
+
+def test_summary_rows_without_family():
+    summ = Summary()
+    summ.add(record(cause="no-listener", family=None))
+    rows = summ.as_text().split("\n\n")[2].splitlines()
+    assert rows[2].split()[5] == "-"          # family column
 
 
 # -- who is behind the RST ------------------------------------------------------

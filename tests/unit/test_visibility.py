@@ -9,13 +9,16 @@ from rsttrace.trace.visibility import BLIND_SPOTS, Visibility, spot_of
 
 OLD_FMT = "field:const void * skbaddr;\nfield:__u16 sport;\n"
 NEW_FMT = OLD_FMT + "field:enum sk_rst_reason reason;\n"
+# skb:kfree_skb before and after it named the dropping socket (6.11)
+OLD_DROP = "field:void * skbaddr;\nfield:void * location;\n"
+NEW_DROP = OLD_DROP + "field:void * rx_sk;\n"
 
 
 @pytest.fixture()
 def kernel_with(monkeypatch):
-    def make(fmt, nf_reject):
+    def make(fmt, nf_reject, drop=OLD_DROP):
         monkeypatch.setattr(features, "tracepoint_format",
-                            lambda c, n: fmt)
+                            lambda c, n: drop if n == "kfree_skb" else fmt)
         monkeypatch.setattr(features, "function_symbol",
                             lambda name: name if nf_reject else None)
     return make
@@ -36,12 +39,17 @@ def test_function_modes_without_the_reject_module(kernel_with):
 def test_tracepoint_mode_by_format(kernel_with):
     kernel_with(OLD_FMT, True)
     assert set(Visibility.here("tracepoint", False).blind_spots()) == {
-        "challenge_ack", "socketless", "packets"}
+        "challenge_ack", "socketless", "packets", "time_wait"}
     assert set(Visibility.here("tracepoint", True).blind_spots()) == {
-        "challenge_ack", "socketless"}
+        "challenge_ack", "socketless", "time_wait"}
     kernel_with(NEW_FMT, True)
     assert set(Visibility.here("tracepoint", False).blind_spots()) == {
-        "challenge_ack", "packets"}
+        "challenge_ack", "packets", "time_wait"}
+    # TIME_WAIT kills: with --packets where skb:kfree_skb names the socket
+    kernel_with(NEW_FMT, True, NEW_DROP)
+    assert set(Visibility.here("tracepoint", True).blind_spots()) == {
+        "challenge_ack"}
+    assert "time_wait" in Visibility.here("tracepoint", False).blind_spots()
 
 def test_tracepoint_mode_without_its_format_goes_by_version(kernel_with,
                                                            monkeypatch):
@@ -54,10 +62,12 @@ def test_tracepoint_mode_without_its_format_goes_by_version(kernel_with,
 
 
 @pytest.mark.parametrize("release,mode,blind", [
-    ("5.10.0-32-amd64", "tracepoint", {"challenge_ack", "socketless"}),
+    ("5.10.0-32-amd64", "tracepoint", {"challenge_ack", "socketless",
+                                       "time_wait"}),
     ("6.1.0-50-amd64", "kprobe", set()),
     ("6.12.117+deb13-amd64", "tracepoint", {"challenge_ack"}),
-    ("6.9.12", "tracepoint", {"challenge_ack", "socketless"}),
+    ("6.9.12", "tracepoint", {"challenge_ack", "socketless", "time_wait"}),
+    ("6.10.1", "tracepoint", {"challenge_ack", "time_wait"}),
     ("7.2.13+deb14-amd64", "fentry", set()),
 ])
 def test_of_release(release, mode, blind):
@@ -65,7 +75,10 @@ def test_of_release(release, mode, blind):
 
 
 def test_texts_and_spots():
-    assert set(BLIND_SPOTS) == {"challenge_ack", "socketless", "packets"}
+    assert set(BLIND_SPOTS) == {"challenge_ack", "socketless", "packets",
+                                "time_wait"}
+    assert spot_of("received", "time-wait-assassination") == "time_wait"
+    assert spot_of("abort", "data-after-close") is None
     assert spot_of("challenge_ack", "challenge-ack") == "challenge_ack"
     assert spot_of("sent", "firewall-reject") == "packets"
     assert spot_of("sent", "no-listener") == "socketless"

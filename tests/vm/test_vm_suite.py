@@ -115,6 +115,24 @@ def test_guest_shows_challenge_acks_reject_and_overflow(runs, suite):
 
 
 @pytest.mark.parametrize("suite", SUITES)
+def test_per_event_tests_ran_in_every_mode(runs, suite):
+    """The per-event tests ran, and passed, in kprobe, fentry and tracepoint
+    mode and through the perf buffer: a stock Debian kernel offers them all
+    (scripts/vm-suite sets RSTTRACE_TEST_MODES, so a missing mode fails
+    there instead of leaving its tests out)."""
+    import provoke
+    _, log, _ = runs[suite]
+    causes = len(provoke.cases(4)) + len(provoke.cases(6))   # 13 each
+    for param in ("kprobe", "fentry", "tracepoint", "tracepoint-perf"):
+        passed = re.findall(r"^PASSED tests/integration/test_trace_events\.py"
+                            r"::test_cause\[%s-(?!perf-)[a-z0-9-]+\]$"
+                            % re.escape(param), log, re.M)
+        assert len(passed) == causes, (param, passed, log[-3000:])
+    assert re.search(r"^PASSED tests/integration/test_trace_events\.py::"
+                     r"test_rsttrace_agrees_on_the_modes$", log, re.M)
+
+
+@pytest.mark.parametrize("suite", SUITES)
 def test_the_debian_package_installs_works_and_leaves_nothing(runs, suite):
     """apt-get install ./rsttrace_*.deb on the guest with rsttrace's Python
     dependencies purged and the tree hidden, doctor, a trace that sees a
@@ -126,4 +144,6 @@ def test_the_debian_package_installs_works_and_leaves_nothing(runs, suite):
     assert len(checks) == len(DEB_CHECKS), (checks, log[-5000:])
     for check, line in zip(DEB_CHECKS, checks):
         assert check in line, (check, checks)
-    assert "python3-bpfcc" in checks[1] and "python3-click" in checks[1]
+    for dep in ("python3-bpfcc", "python3-pyroute2", "python3-click",
+                "python3-tabulate", "python3-prometheus-client"):
+        assert dep in checks[1], (dep, checks[1])

@@ -81,6 +81,26 @@ def _data_after_close(pair):
     return traffic.recv_error(srv)
 
 
+@scenario("data-after-shutdown", "the peer writes after this side shut "
+          "down both directions (shutdown(SHUT_RDWR), no close): the kernel "
+          "aborts the socket itself, and no RST arrives", [],
+          # tcp_rcv_state_process, FIN_WAIT2 with RCV_SHUTDOWN: tcp_reset()
+          counters={"a": {"TcpExt:TCPAbortOnData": 1}},
+          kernel_note="data after the reading side was shut down (close(), "
+          "or shutdown(SHUT_RD) as here) meets RFC 1122's MUST reset: "
+          "tcp_rcv_state_process() counts TCPAbortOnData and calls "
+          "tcp_reset() on its own socket, then tcp_v4_do_rcv() answers the "
+          "data with an RST. So tcp:tcp_receive_reset (and a kprobe on "
+          "tcp_reset) fires before the RST is sent, and no RST ever "
+          "arrives; the application reads ECONNRESET all the same. rsttrace "
+          "reports it as kind abort (the segment has no RST; without the "
+          "segment, tcp_rcv_state_process called tcp_reset() itself rather "
+          "than through tcp_validate_incoming()), on every kernel.")
+def _data_after_shutdown(pair):
+    # a's application is told the peer reset it, though none did
+    return "a: %s" % traffic.data_after_shutdown(pair)
+
+
 @scenario("linger2-negative", "TCP_LINGER2 < 0: close() in FIN_WAIT2 "
           "aborts instead of waiting", ["004"])
 def _linger2(pair):
@@ -89,6 +109,18 @@ def _linger2(pair):
     cli.shutdown(socket.SHUT_WR)        # FIN, ACKed: FIN_WAIT2
     time.sleep(0.1)
     cli.close()
+    return traffic.recv_error(srv)
+
+
+@scenario("linger2-negative-fin-wait1", "TCP_LINGER2 < 0 and close() "
+          "with the FIN not yet acknowledged: the kernel aborts when the "
+          "ACK comes", ["004"],
+          # tcp_rcv_state_process: tcp_done(), counted as TCPAbortOnData
+          counters={"a": {"TcpExt:TCPAbortOnData": 1}})
+def _linger2_fin_wait1(pair):
+    cli, srv = traffic.connected(pair, 4)
+    cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
+    cli.close()                         # FIN_WAIT1, orphaned
     return traffic.recv_error(srv)
 
 

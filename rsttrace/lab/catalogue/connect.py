@@ -47,8 +47,28 @@ def _close_after_connect(pair):
 
 
 @scenario("time-wait-assassination", "a late segment hits the client's "
-          "TIME_WAIT; its ACK reaches a server that has closed", ["002"])
+          "TIME_WAIT; its ACK reaches a server that has closed, whose RST "
+          "kills the TIME_WAIT socket (RFC 1337)", ["002"])
 def _tw_assassination(pair):
+    return _late_segment_to_time_wait(pair)
+
+
+@scenario("time-wait-rfc1337", "the same with net.ipv4.tcp_rfc1337=1 on "
+          "the client: its TIME_WAIT socket ignores the RST", ["002"],
+          kernel_note="tcp_timewait_state_process() drops a TIME_WAIT socket "
+          "for an RST with exactly the expected sequence number unless "
+          "tcp_rfc1337 is set; then the RST is ignored and the socket "
+          "lives out its time. Nothing in the kernel reports either case "
+          "(no tcp_reset(), no counter): rsttrace sees the kill at "
+          "inet_twsk_deschedule_put (kprobe/fentry) or as the RST dropped "
+          "naming an unhashed TIME_WAIT socket (tracepoint mode with "
+          "--packets, 6.11+), and reports nothing when the socket survives.")
+def _tw_rfc1337(pair):
+    pair.sysctl("a", "net.ipv4.tcp_rfc1337", 1)
+    return _late_segment_to_time_wait(pair)
+
+
+def _late_segment_to_time_wait(pair):
     cli, srv = traffic.connected(pair, 4)
     cport, sport = cli.getsockname()[1], srv.getsockname()[1]
     cli.shutdown(socket.SHUT_WR)        # the client closes first
@@ -56,11 +76,52 @@ def _tw_assassination(pair):
     srv.close()                         # server: LAST_ACK -> CLOSED
     time.sleep(0.1)
     cli.close()                         # client: TIME_WAIT
-    # A late, old segment from the server: TIME_WAIT answers with an ACK,
-    # which the server (no socket now) resets.
+    # A late, old segment from the server: TIME_WAIT answers with an ACK
+    # (snd_nxt, rcv_nxt), which the server (no socket now) resets with
+    # exactly the sequence number TIME_WAIT expects.
     craft.send_segment(pair, "b", "a", sport, cport, seq=1, ack=1,
                        flags=ACK, payload=b"old")
-    return None
+    traffic.settle(0.1)
+    return "client's TIME_WAIT socket %s" % (
+        "kept" if _time_wait(pair, "a") else "gone")
+
+
+def _time_wait(pair, side):
+    """The TIME_WAIT sockets of one side (ss)."""
+    return pair.run(side, "ss", "-tanH", "state", "time-wait").strip()
+
+
+@scenario("fin-wait2-rst", "the server aborts (SO_LINGER {1, 0}) after "
+          "the client closed: its RST kills the client's orphan in the "
+          "FIN_WAIT2 substate, tcp_rfc1337=1 or not", ["002"])
+def _fin_wait2_rst(pair):
+    pair.sysctl("a", "net.ipv4.tcp_rfc1337", 1)
+    cli, srv = traffic.connected(pair, 4)
+    # The server's ACK of the FIN must meet the orphan after close() has
+    # returned (while close() holds the socket, the ACK is deferred and
+    # the socket stays a full one): drop it, and let the retransmitted FIN
+    # be ACKed.
+    traffic.block_input(pair, "a")
+    cli.close()
+    traffic.unblock_input(pair, "a")
+    for _ in range(30):                 # FIN_WAIT2 substate: a TIME_WAIT sock
+        time.sleep(0.1)
+        if _fin_wait2_orphan(pair, "a"):
+            break
+    else:
+        raise RuntimeError("the client never became a FIN_WAIT2 orphan")
+    traffic.linger0(srv)
+    srv.close()
+    traffic.settle(0.1)
+    return "client's FIN_WAIT2 orphan %s" % (
+        "kept" if _fin_wait2_orphan(pair, "a") else "gone")
+
+
+def _fin_wait2_orphan(pair, side):
+    """A FIN_WAIT2 orphan turned timewait socket (ss shows its substate,
+    with the timewait timer)."""
+    return "timewait" in pair.run(side, "ss", "-tanoH", "state",
+                                  "fin-wait-2")
 
 
 @scenario("nat-expired", "the NAT mapping of an idle connection expired: "

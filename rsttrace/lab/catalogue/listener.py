@@ -5,7 +5,7 @@ import select
 import socket
 import time
 
-from rsttrace.lab import traffic
+from rsttrace.lab import craft, traffic
 from rsttrace.lab.catalogue.registry import scenario
 
 
@@ -90,4 +90,25 @@ def _listener_closed(pair):
     cli.connect((pair.ipv4["b"], port))
     time.sleep(0.05)
     lst.close()
+    return traffic.recv_error(cli)
+
+
+@scenario("icmp-dropped-request", "an ICMP host unreachable about the "
+          "server's SYN-ACK makes it drop the half-open connection; the "
+          "client's next segment meets the listener", [],
+          # tcp_v4_err -> tcp_req_err: the request dropped and counted
+          counters={"b": {"TcpExt:ListenDrops": 1}})
+def _icmp_dropped_request(pair):
+    lst, port = traffic.listener(pair)
+    # the client's handshake ACK never leaves: b keeps a request (SYN_RECV)
+    traffic.block_output(pair, "a", "tcp dport %d tcp flags == ack" % port)
+    cli = pair.socket("a")
+    cli.settimeout(5)
+    cli.connect((pair.ipv4["b"], port))         # ESTABLISHED on a's side
+    _, rcv_nxt = craft.sequence_numbers(cli)    # b's ISN + 1
+    craft.send_host_unreachable(pair, "a", "b", port, cli.getsockname()[1],
+                                rcv_nxt - 1)
+    traffic.settle(0.1)
+    traffic.unblock(pair, "a")
+    cli.send(b"request")
     return traffic.recv_error(cli)

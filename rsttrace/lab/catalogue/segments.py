@@ -6,7 +6,7 @@ import time
 
 from rsttrace.lab import craft, traffic
 from rsttrace.lab.catalogue.registry import scenario
-from rsttrace.lab.craft import RST, SYN
+from rsttrace.lab.craft import ACK, RST, SYN
 
 
 @scenario("bad-checksum", "a SYN with a bad TCP checksum to a closed port "
@@ -95,3 +95,24 @@ def _exact_rst(pair):
     cli, srv, b_snd, b_rcv = _established_seq(pair)
     _into(pair, cli, srv, b_rcv, RST)
     return traffic.recv_error(srv)
+
+
+@scenario("syn-ack-bad-timestamp", "a SYN-ACK with the right ACK but a "
+          "timestamp echo the client never sent: PAWS rejects it with an RST",
+          [], counters={"a": {"TcpExt:PAWSActive": 1}})
+def _syn_ack_bad_timestamp(pair):
+    port = traffic.free_port(pair, "b", 4)
+    traffic.block_input(pair, "b", "tcp dport %d" % port)   # no RST from b
+    cli = pair.socket("a")
+    cli.setblocking(False)
+    iss, tsval = craft.outgoing_syn(
+        pair, "a", port, lambda: cli.connect_ex((pair.ipv4["b"], port)))
+    if tsval is None:
+        raise RuntimeError("the client's SYN has no timestamp option")
+    # b's SYN-ACK, forged: ACK exact, TSecr a minute older than the SYN
+    craft.send_segment(pair, "b", "a", port, cli.getsockname()[1], seq=7,
+                       ack=iss + 1, flags=SYN | ACK,
+                       options=craft.timestamps(1, tsval - 60000))
+    traffic.settle(0.1)
+    return "client still connecting: %s" % (
+        cli.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
