@@ -57,7 +57,7 @@ def unit_here(tmp_path):
     checks that the command exists)."""
     with open(UNIT) as f:
         text = f.read()
-    here = os.path.join(ROOT, ".venv", "bin", "rsttrace")
+    here = os.path.join(os.path.dirname(sys.executable), "rsttrace")
     assert "ExecStart=/usr/local/bin/rsttrace exporter" in text
     path = tmp_path / "rsttrace-exporter.service"
     path.write_text(text.replace("/usr/local/bin/rsttrace", here))
