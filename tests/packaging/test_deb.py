@@ -105,7 +105,8 @@ def test_contents(tree):
         with open(os.path.join(tree, path)) as f:
             assert "_RSTTRACE_COMPLETE" in f.read(), path
     for doc in ("README.md.gz", "README.Debian", "causes.md.gz",
-                "json-schema.md.gz", "record.schema.json", "copyright"):
+                "json-schema.md.gz", "record.schema.json", "pcap.md.gz",
+                "copyright"):
         assert there("usr/share/doc/rsttrace/" + doc), doc
     for unit in UNITS:
         with open(os.path.join(tree, "lib/systemd/system", unit)) as f:
@@ -139,7 +140,7 @@ def test_man_page_is_the_generated_one(tree):
     with gzip.open(tree / "usr/share/man/man1/rsttrace.1.gz", "rt") as f:
         page = f.read()
     sections = re.findall(r'^\.SS "rsttrace ([a-z ]+?) [\[A-Z]', page, re.M)
-    assert sections == ["causes", "demo", "doctor", "matrix", "report",
-                        "scenarios", "scenarios list", "scenarios run",
-                        "trace"]
+    assert sections == ["causes", "convert", "demo", "doctor", "exporter",
+                        "matrix", "report", "scenarios", "scenarios list",
+                        "scenarios run", "trace"]
     assert ".SH KERNEL HEADERS" in page
