@@ -18,10 +18,13 @@ bcc's last resort, /sys/kernel/kheaders.tar.xz (CONFIG_IKHEADERS), needs no
 help from rsttrace.
 """
 
+import contextlib
 import glob
 import os
 import re
 from dataclasses import dataclass
+
+from rsttrace.errors import RsttraceError
 
 MODULES_DIR = "/lib/modules"
 USR_SRC = "/usr/src"
@@ -127,6 +130,44 @@ def find(release=None, environ=None, modules_dir=MODULES_DIR,
         return Tree(os.path.realpath(build), os.path.realpath(source),
                     "modules")
     return generic(usr_src, arch)
+
+
+def required(have_btf, release):
+    """The tree for the tracer's compile (find()), or None where bcc falls
+    back on kheaders; RsttraceError when rsttrace cannot compile: without
+    BTF the struct offsets need this kernel's own headers, and bcc needs
+    some tree for its includes."""
+    tree = find()
+    if not have_btf and not (tree and tree.matches(release)):
+        raise RsttraceError(
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux) and no "
+            "matching headers, so rsttrace cannot know its struct layout",
+            "install linux-headers-%s, or use a kernel built with "
+            "CONFIG_DEBUG_INFO_BTF=y" % release)
+    if tree is None and not kheaders_possible():
+        raise RsttraceError(
+            "found no kernel headers for bcc (%s/%s/build, /usr/src)"
+            % (MODULES_DIR, release),
+            "install linux-headers-%s, or where there is none the "
+            "generic linux-headers package of this architecture" % release)
+    return tree
+
+
+@contextlib.contextmanager
+def compiling_with(tree):
+    """os.environ as bcc's compile with `tree` needs it (bcc reads
+    BCC_KERNEL_SOURCE while it compiles), put back as it was afterwards."""
+    values = tree.environ() if tree else {}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def kheaders_possible(release=None, modules_dir=MODULES_DIR,

@@ -7,7 +7,6 @@
     tracer.close()
 """
 
-import contextlib
 import ctypes
 import os
 import sys
@@ -82,22 +81,6 @@ def warn_unnamed_stacks(warn):
              "on the kernel path become unknown")
 
 
-@contextlib.contextmanager
-def _environ(values):
-    """os.environ with `values` set (bcc reads BCC_KERNEL_SOURCE while it
-    compiles), as it was afterwards."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
@@ -138,21 +121,8 @@ class Tracer:
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()
-        self.headers = headers.find()
-        if self.kbtf is None and not (self.headers and self.headers.matches(
-                features.release())):
-            raise RsttraceError(
-                "this kernel has no BTF (/sys/kernel/btf/vmlinux) and no "
-                "matching headers, so rsttrace cannot know its struct layout",
-                "install linux-headers-%s, or use a kernel built with "
-                "CONFIG_DEBUG_INFO_BTF=y" % features.release())
-        if self.headers is None and not headers.kheaders_possible():
-            raise RsttraceError(
-                "found no kernel headers for bcc (%s/%s/build, /usr/src)"
-                % (headers.MODULES_DIR, features.release()),
-                "install linux-headers-%s, or where there is none the "
-                "generic linux-headers package of this architecture"
-                % features.release())
+        self.headers = headers.required(self.kbtf is not None,
+                                        features.release())
         if self.requested_mode in (None, "auto"):
             self.mode = hooks.auto_mode()
         else:
@@ -218,7 +188,7 @@ class Tracer:
         try:
             with open(BPF_SOURCE) as f:
                 source = self.filters.pcap_c + f.read()
-            with _environ(self.headers.environ() if self.headers else {}):
+            with headers.compiling_with(self.headers):
                 self.bpf = bcc.BPF(text=source.encode(), cflags=self.cflags())
         except Exception as e:
             raise RsttraceError("the BPF program did not compile or load (%s)"

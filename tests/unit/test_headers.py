@@ -116,3 +116,19 @@ def test_bcc_architecture_names():
     assert [headers.karch(m) for m in ("x86_64", "i686", "aarch64",
                                        "s390x", "mips")] == [
         "x86", "x86", "arm64", "s390", "mips"]
+
+
+def test_compiling_with_a_generic_tree_sets_bcc_kernel_source_and_back(
+        tmp_path, monkeypatch):
+    build, common = debian_tree(str(tmp_path), "6.1.0-57")
+    tree = headers.Tree(build, common, "generic")
+    monkeypatch.setenv("BCC_KERNEL_SOURCE", "/before")
+    with headers.compiling_with(tree):
+        assert os.environ["BCC_KERNEL_SOURCE"] == common
+    assert os.environ["BCC_KERNEL_SOURCE"] == "/before"
+    monkeypatch.delenv("BCC_KERNEL_SOURCE")
+    with headers.compiling_with(tree):
+        assert os.environ["BCC_KERNEL_SOURCE"] == common
+    assert "BCC_KERNEL_SOURCE" not in os.environ
+    with headers.compiling_with(None):
+        assert "BCC_KERNEL_SOURCE" not in os.environ
