@@ -171,8 +171,8 @@ def causes_markdown(scenarios=()):
     """docs/causes.md: the cause table for users."""
     by_cause = {}
     for sc in scenarios:
-        for e in sc.expects:
-            by_cause.setdefault(e.cause, []).append(sc.name)
+        for cause in dict.fromkeys(e.cause for e in sc.expects):
+            by_cause.setdefault(cause, []).append(sc.name)
     lines = [
         "# What rsttrace's causes mean",
         "",

@@ -15,6 +15,12 @@ Every --every seconds (10) rsttrace's RSS and CPU are sampled from /proc.
 bench/SOAK.md gets RSS after warm-up and at the end, the growth per hour
 (least squares after warm-up), CPU, events and lost (rsttrace's own
 summary), and every sample.
+
+With --exporter it is `rsttrace exporter --label netns,local_port` under
+the same stream instead (the random ports make label values come and go:
+--max-label-values and --forget-after must bound them), scraped at every
+sample: bench/SOAK-EXPORTER.md adds the scrape time, the number of series
+and the RSTs counted against the kernel's own count.
 """
 
 import argparse
@@ -47,6 +53,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 EXTRA = range(10, 26)           # extra host numbers per side
 LISTEN_PORT = 8080
 WARMUP_S = 60
+EXPORTER_PORT = 9871
 
 
 def log(msg):
@@ -171,6 +178,40 @@ def last_summary(path):
     return json.loads(last)
 
 
+def tracer_argv(a, cap, pairs):
+    """The rsttrace command the soak runs, and the line it says once
+    ready."""
+    if a.exporter:
+        argv = [RSTTRACE, "exporter", "--listen",
+                "127.0.0.1:%d" % EXPORTER_PORT, "--interval", "5",
+                "--label", "netns,local_port", "--max-label-values", "50",
+                "--forget-after", "300"]
+        ready = "exporting to"
+    else:
+        argv = [RSTTRACE, "trace", "--json", "--summary", "-o", cap, "-C",
+                "20", "-W", "3", "--compress"]
+        ready = "tracing in"
+    for p in pairs:
+        argv += ["--netns", p.names["a"], "--netns", p.names["b"]]
+    return argv, ready
+
+
+def scrape():
+    """(seconds the scrape took, {metric line name: value summed})."""
+    import urllib.request
+    t0 = time.monotonic()
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics"
+                                % EXPORTER_PORT, timeout=30) as r:
+        text = r.read().decode()
+    took = time.monotonic() - t0
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            values.setdefault(name, []).append(float(line.rsplit(" ", 1)[1]))
+    return took, values
+
+
 def run(a, workdir):
     pairs = [NamespacePair().create() for _ in range(4)]
     stop = multiprocessing.Event()
@@ -178,13 +219,10 @@ def run(a, workdir):
     try:
         addresses = [add_addresses(p) for p in pairs[:2]]
         cap = os.path.join(workdir, "cap.jsonl")
-        argv = [RSTTRACE, "trace", "--json", "--summary", "-o", cap, "-C",
-                "20", "-W", "3", "--compress"]
-        for p in pairs:
-            argv += ["--netns", p.names["a"], "--netns", p.names["b"]]
+        argv, ready = tracer_argv(a, cap, pairs)
         err = open(os.path.join(workdir, "stderr"), "w+")
         proc = subprocess.Popen(argv, stderr=err)
-        while "tracing in" not in open(err.name).read():
+        while ready not in open(err.name).read():
             if proc.poll() is not None:
                 raise RuntimeError(open(err.name).read())
             time.sleep(0.2)
@@ -195,16 +233,23 @@ def run(a, workdir):
                     pairs[2:], stop, counts[1]))]
         for g in gens:
             g.start()
-        samples = measure(proc.pid, a.minutes * 60, a.every, counts, gens)
+        samples = measure(proc.pid, a.minutes * 60, a.every, counts, gens,
+                          scrape if a.exporter else None)
         stop.set()
         for g in gens:
             g.join(30)
         time.sleep(1)
+        final = None
+        if a.exporter:
+            time.sleep(6)               # one more harvest (--interval 5)
+            final = scrape()[1]
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(120)
         if rc != 0:
             raise RuntimeError("rsttrace exited %d: %s" % (
                 rc, open(err.name).read()[-2000:]))
+        if a.exporter:
+            return samples, final, [c.value for c in counts], 0
         files = len(glob.glob(cap + "*"))
         return samples, last_summary(cap), [c.value for c in counts], files
     finally:
@@ -220,10 +265,10 @@ def run(a, workdir):
             p.close()
 
 
-def measure(pid, seconds, every, counts, gens):
+def measure(pid, seconds, every, counts, gens, scraper=None):
     """[(elapsed s, RSS KiB, CPU % of one core over the interval,
-    provocations so far)] every `every` seconds for `seconds`; stops with
-    an error when a traffic generator died."""
+    provocations so far, (scrape s, series) or None)] every `every` seconds
+    for `seconds`; stops with an error when a traffic generator died."""
     t0 = time.monotonic()
     _, cpu0 = sample(pid)
     out, prev = [], (0.0, cpu0)
@@ -231,8 +276,12 @@ def measure(pid, seconds, every, counts, gens):
         time.sleep(max(0.0, t0 + (len(out) + 1) * every - time.monotonic()))
         t = time.monotonic() - t0
         rss, cpu = sample(pid)
+        scraped = None
+        if scraper is not None:
+            took, values = scraper()
+            scraped = (took, len(values.get("rsttrace_resets_total", [])))
         out.append((t, rss, 100 * (cpu - prev[1]) / (t - prev[0]),
-                    sum(c.value for c in counts)))
+                    sum(c.value for c in counts), scraped))
         prev = (t, cpu)
         dead = [g.name for g in gens if not g.is_alive()]
         if dead:
@@ -244,31 +293,33 @@ def measure(pid, seconds, every, counts, gens):
             return out
 
 
-def report(a, samples, summary, provoked, files, took):
-    warm = [s for s in samples if s[0] >= min(WARMUP_S, samples[-1][0] / 2)]
-    growth = slope_per_hour([(t, rss / 1024) for t, rss, _, _ in warm])
-    mean_cpu = sum(s[2] for s in samples) / len(samples)
-    paths = {r["path"] for r in summary["rows"]}
+def heading(a, took, what):
     uname = platform.uname()
-    lines = [
-        "# Soak",
+    return [
+        "# Soak" + (" (exporter)" if a.exporter else ""),
         "",
-        "`scripts/soak --minutes %g` on %s (%s, %d cores), %s UTC; %.1f "
-        "minutes in all. The machine is shared: other helpers' test suites "
-        "and qemu guests ran on the same two cores during the run, so CPU "
-        "figures are noisy; memory figures are rsttrace's own."
-        % (a.minutes, uname.node, uname.release, os.cpu_count(),
+        "`scripts/soak --minutes %g%s` on %s (%s, %d cores), %s UTC; %.1f "
+        "minutes in all. The machine is shared: other test suites and qemu "
+        "guests ran on the same two cores during the run, so CPU figures "
+        "are noisy; memory figures are rsttrace's own."
+        % (a.minutes, " --exporter" if a.exporter else "", uname.node,
+           uname.release, os.cpu_count(),
            datetime.datetime.now(datetime.timezone.utc).strftime(
                "%Y-%m-%d %H:%M"), took / 60),
         "",
-        "rsttrace ran `trace --json --summary -o FILE -C 20 -W 3 --compress "
-        "--netns ...` (8 namespaces) while two pairs took closed-port SYNs "
-        "and SO_LINGER-0 closes between 32 addresses a side (IPv4 and IPv6) "
-        "and random ports, paced to %d a second, and two more pairs ran the "
-        "scenario catalogue round and round." % a.rate,
+        "rsttrace ran `%s` (8 namespaces) while two pairs took closed-port "
+        "SYNs and SO_LINGER-0 closes between 32 addresses a side (IPv4 and "
+        "IPv6) and random ports, paced to %d a second, and two more pairs "
+        "ran the scenario catalogue round and round." % (what, a.rate),
         "",
         "| | |",
-        "|---|---|",
+        "|---|---|"]
+
+
+def memory_rows(samples):
+    warm = [s for s in samples if s[0] >= min(WARMUP_S, samples[-1][0] / 2)]
+    growth = slope_per_hour([(t, rss / 1024) for t, rss, *_ in warm])
+    return [
         "| RSS at the first sample (%.0f s) | %.1f MiB |" % (
             samples[0][0], samples[0][1] / 1024),
         "| RSS after warm-up (%.0f s) | %.1f MiB |" % (warm[0][0],
@@ -278,7 +329,14 @@ def report(a, samples, summary, provoked, files, took):
         "| highest RSS | %.1f MiB |" % (max(s[1] for s in samples) / 1024),
         "| RSS growth after warm-up (least squares) | %+.2f MiB per hour |"
         % growth,
-        "| CPU, mean of the samples | %.1f%% of one core |" % mean_cpu,
+        "| CPU, mean of the samples | %.1f%% of one core |" % (
+            sum(s[2] for s in samples) / len(samples))]
+
+
+def report(a, samples, summary, provoked, files, took):
+    paths = {r["path"] for r in summary["rows"]}
+    lines = heading(a, took, "trace --json --summary -o FILE -C 20 -W 3 "
+                    "--compress --netns ...") + memory_rows(samples) + [
         "| events delivered (rsttrace's summary) | %d |" % summary["events"],
         "| lost (buffer full) | %d |" % summary["lost"],
         "| matched in the kernel | %d |" % summary["kernel_events"],
@@ -293,7 +351,38 @@ def report(a, samples, summary, provoked, files, took):
         "| s | RSS MiB | CPU % | provocations |",
         "|---|---|---|---|",
     ] + ["| %.0f | %.1f | %.1f | %d |" % (t, rss / 1024, cpu, n)
-         for t, rss, cpu, n in samples]
+         for t, rss, cpu, n, _ in samples]
+    return "\n".join(lines) + "\n"
+
+
+def report_exporter(a, samples, final, provoked, took):
+    scrapes = [s[4][0] for s in samples]
+    resets = final.get("rsttrace_resets_total", [])
+    series = [s[4][1] for s in samples] + [len(resets)]
+    lines = heading(a, took, "exporter --label netns,local_port "
+                    "--max-label-values 50 --forget-after 300 --netns ...") \
+        + memory_rows(samples) + [
+        "| RSTs counted (rsttrace_resets_total, summed) | %d |" % sum(resets),
+        "| lost (rsttrace_events_lost_total) | %d |" % sum(
+            final.get("rsttrace_events_lost_total", [0])),
+        "| errors (rsttrace_errors_total) | %d |" % sum(
+            final.get("rsttrace_errors_total", [0])),
+        "| series of rsttrace_resets_total: at the end / most | %d / %d |"
+        % (len(resets), max(series)),
+        "| series forgotten (rsttrace_series_forgotten_total) | %d |" % sum(
+            final.get("rsttrace_series_forgotten_total", [0])),
+        "| scrape time: mean / longest | %.1f ms / %.1f ms |" % (
+            1000 * sum(scrapes) / len(scrapes), 1000 * max(scrapes)),
+        "| provocations: spread / scenario runs | %d / %d |" % tuple(
+            provoked),
+        "",
+        "## Samples",
+        "",
+        "| s | RSS MiB | CPU % | provocations | scrape ms | series |",
+        "|---|---|---|---|---|---|",
+    ] + ["| %.0f | %.1f | %.1f | %d | %.1f | %d |" % (
+        t, rss / 1024, cpu, n, 1000 * sc[0], sc[1])
+        for t, rss, cpu, n, sc in samples]
     return "\n".join(lines) + "\n"
 
 
@@ -304,7 +393,10 @@ def main():
                     help="seconds between samples")
     ap.add_argument("--rate", type=int, default=100,
                     help="spread provocations a second (two RSTs each)")
-    ap.add_argument("-o", "--output", help="results (default bench/SOAK.md)")
+    ap.add_argument("--exporter", action="store_true",
+                    help="soak `rsttrace exporter` instead of trace")
+    ap.add_argument("-o", "--output", help="results (default "
+                    "bench/SOAK.md, with --exporter bench/SOAK-EXPORTER.md)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak: needs root (BPF, namespaces)")
@@ -312,9 +404,13 @@ def main():
     import tempfile
     with tempfile.TemporaryDirectory(prefix="rsttrace-soak-") as workdir:
         samples, summary, provoked, files = run(a, workdir)
-    text = report(a, samples, summary, provoked, files,
-                  time.monotonic() - t0)
-    out = OutputFile(a.output or os.path.join(HERE, "bench", "SOAK.md"))
+    took = time.monotonic() - t0
+    if a.exporter:
+        text = report_exporter(a, samples, summary, provoked, took)
+    else:
+        text = report(a, samples, summary, provoked, files, took)
+    out = OutputFile(a.output or os.path.join(
+        HERE, "bench", "SOAK-EXPORTER.md" if a.exporter else "SOAK.md"))
     out.open().write(text)
     out.commit()
     print(text)

@@ -99,17 +99,19 @@ def hook_rows(mode):
         except RsttraceError as e:
             rows.append((h.name, "-", "unusable: %s" % e))
             continue
-        if p.skipped:
-            rows.append((h.name, "-", "missing: " + p.skipped))
+        if p.skipped:       # inlined, not in this kernel, not this mode
+            rows.append((h.name, "-", p.skipped))
             continue
         args = ", ".join("%s=arg%d" % (r, i) for r, i in
                          sorted(p.positions.items()) if i >= 0)
-        if h in hooks.hooks_for(mode):
-            use = "used"
-        elif h in hooks.hooks_for(mode, packets=True):     # opt-in
-            use = "used with --packets"
-        else:
+        if h not in hooks.hooks_for(mode, packets=True):
             use = "present, not used"
+        elif h not in hooks.hooks_for(mode):        # opt-in
+            use = "used with --packets"
+        elif p.module:                  # in a module, loaded or not
+            use = p.status() + ("; used" if p.loaded else "")
+        else:
+            use = "used"
         rows.append((h.name, p.symbol, "%s (args from %s: %s)"
                      % (use, p.source, args or "none")))
     return rows

@@ -8,7 +8,7 @@ import sys
 import click
 
 from rsttrace.cli.common import MODE_CHOICE, fail
-from rsttrace.errors import RsttraceError
+from rsttrace.errors import RsttraceError, UsageError
 from rsttrace.output.outfile import OutputFile
 from rsttrace.output.tables import table
 
@@ -70,17 +70,22 @@ def _run_catalogue(names, as_json, mode, summary, output=None,
                    host_wide=False):
     """Run the scenarios, show them, exit 0 when all went as expected."""
     from rsttrace.lab.catalogue import HOST_WIDE_ENV, by_name
-    from rsttrace.lab.run import run_scenarios
+    from rsttrace.lab.run import run_record, run_scenarios
     if host_wide:
         os.environ[HOST_WIDE_ENV] = "1"
     out = OutputFile(output) if output else None
+    opened = False
     try:
         chosen = by_name(list(names))
         if out:
             out.open()                  # a bad path fails before the run
-        results, _ = run_scenarios(chosen, mode=mode)
+            opened = True
+        results, tracer = run_scenarios(chosen, mode=mode)
     except RsttraceError as e:
-        if out:
+        if opened and not isinstance(e, UsageError):
+            # this kernel cannot run it: that is a result too
+            _write(out, [run_record(mode, error=str(e))])
+        elif opened:
             out.discard()
         fail(e)
     except BaseException:
@@ -88,12 +93,16 @@ def _run_catalogue(names, as_json, mode, summary, output=None,
             out.discard()
         raise
     if out:
-        for r in results:
-            out.stream.write(json.dumps(r.as_dict(), separators=(",", ":"))
-                             + "\n")
-        out.commit()
+        _write(out, [run_record(mode, tracer)] +
+               [r.as_dict() for r in results])
     _show(results, as_json, summary)
     sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+def _write(out, records):
+    for r in records:
+        out.stream.write(json.dumps(r, separators=(",", ":")) + "\n")
+    out.commit()
 
 
 def _show(results, as_json, summary):

@@ -1,4 +1,6 @@
-"""A small reader for the kernel's BTF (/sys/kernel/btf/vmlinux).
+"""A small reader for the kernel's BTF (/sys/kernel/btf/vmlinux), and a
+module's (/sys/kernel/btf/<module>, or the .BTF section of its file), which
+extends the kernel's.
 
 rsttrace reads struct fields at offsets it looks up here, so that the BPF
 program reads this kernel's layout and not the layout of whatever header tree
@@ -71,9 +73,14 @@ class Member:
 
 
 class BTF:
-    """Parsed BTF. Types are indexed by id; names are resolved lazily."""
+    """Parsed BTF. Types are indexed by id; names are resolved lazily.
 
-    def __init__(self, data):
+    A module's BTF is split BTF on top of the kernel's (`base`): its type
+    ids continue after the kernel's last one and its string offsets after
+    the kernel's string section, so the two are read as one.
+    """
+
+    def __init__(self, data, base=None):
         if len(data) < 24:
             raise BTFError("BTF blob too short (%d bytes)" % len(data))
         magic_le = struct.unpack_from("<H", data, 0)[0]
@@ -87,34 +94,41 @@ class BTF:
         (hdr_len,) = struct.unpack_from(e + "I", data, 4)
         type_off, type_len, str_off, str_len = struct.unpack_from(
             e + "IIII", data, 8)
-        base = hdr_len
-        if base + max(type_off + type_len, str_off + str_len) > len(data):
+        if hdr_len + max(type_off + type_len, str_off + str_len) > len(data):
             raise BTFError("BTF sections run past the end of the blob")
-        self._data = data
-        self._strs = data[base + str_off: base + str_off + str_len]
-        self._types_start = base + type_off
-        self._types_end = base + type_off + type_len
+        strs = data[hdr_len + str_off: hdr_len + str_off + str_len]
+        shift = 0
         # id -> byte offset of the type's header; id 0 is "void".
         self._offsets = [None]
         self._by_name = {}
-        self._index()
+        self._data, self._strs = data, strs
+        if base is not None:
+            if base._e != e:
+                raise BTFError("module BTF of another byte order")
+            shift = len(base._data)
+            self._data = base._data + data
+            self._strs = base._strs + strs
+            self._offsets = list(base._offsets)
+            self._by_name = dict(base._by_name)
+        self._index(shift + hdr_len + type_off,
+                    shift + hdr_len + type_off + type_len)
 
     @classmethod
-    def load(cls, path=VMLINUX):
+    def load(cls, path=VMLINUX, base=None):
         with open(path, "rb") as f:
-            return cls(f.read())
+            return cls(f.read(), base)
 
     # -- parsing -----------------------------------------------------------
 
-    def _index(self):
+    def _index(self, pos, end):
+        """Index the types from byte `pos` to `end` of the data; their ids
+        follow those already indexed (a module's follow the kernel's)."""
         data = self._data
         unpack = struct.Struct(self._e + "III").unpack_from
-        pos = self._types_start
-        end = self._types_end
         offsets = self._offsets
-        by_name = self._by_name
+        by_name = {}
         trailer = _TRAILER
-        tid = 0
+        tid = len(offsets) - 1
         while pos < end:
             if pos + 12 > end:
                 raise BTFError("BTF type section is truncated")
@@ -131,11 +145,11 @@ class BTF:
             raise BTFError("BTF type section is truncated")
         # Map names (strings) to ids only once, after the walk.
         strs = self._strs
-        named = {}
+        named = self._by_name
         for off, ids in by_name.items():
             nul = strs.find(b"\0", off)
-            named[strs[off:nul].decode("ascii", "replace")] = ids
-        self._by_name = named
+            name = strs[off:nul].decode("ascii", "replace")
+            named[name] = named.get(name, []) + ids
 
     def _str(self, off):
         nul = self._strs.find(b"\0", off)

@@ -78,18 +78,37 @@ def tracepoint_format(category, name):
 
 
 @functools.lru_cache(maxsize=None)
-def kallsyms():
-    """{symbol: [addresses]} for text symbols (t/T) in /proc/kallsyms."""
-    syms = {}
+def _kallsyms():
+    """({symbol: [addresses]}, {symbol: module}) for the text symbols (t/T)
+    in /proc/kallsyms; a module's are followed by `[module]`."""
+    syms, owners = {}, {}
     try:
         with open("/proc/kallsyms") as f:
             for line in f:
                 parts = line.split()
                 if len(parts) >= 3 and parts[1] in ("t", "T"):
                     syms.setdefault(parts[2], []).append(parts[0])
+                    if len(parts) > 3:
+                        owners[parts[2]] = parts[3].strip("[]")
     except OSError:
         pass
-    return syms
+    return syms, owners
+
+
+def kallsyms():
+    """{symbol: [addresses]} for text symbols (t/T) in /proc/kallsyms."""
+    return _kallsyms()[0]
+
+
+def symbol_module(symbol):
+    """The module a kallsyms symbol is in; None for the kernel's own."""
+    return _kallsyms()[1].get(symbol)
+
+
+def forget_symbols():
+    """Read kallsyms again on next use (modules were loaded or unloaded)."""
+    _kallsyms.cache_clear()
+    _text_addresses.cache_clear()
 
 
 def function_range(name):
@@ -114,12 +133,13 @@ def _text_addresses():
                    for a in addrs})
 
 
-def function_symbol(name):
-    """The kallsyms symbol that is function `name`: the name itself, or a
-    compiler clone such as `tcp_send_challenge_ack.constprop.0` (5.10) when
-    the plain name is gone. Parts split off a function (`.cold`) are not
-    the function. None when the function is missing (inlined or absent)."""
-    syms = kallsyms()
+def function_symbol(name, symbols=None):
+    """The symbol that is function `name` among `symbols` (kallsyms by
+    default): the name itself, or a compiler clone such as
+    `tcp_send_challenge_ack.constprop.0` (5.10) when the plain name is
+    gone. Parts split off a function (`.cold`) are not the function. None
+    when the function is missing (inlined or absent)."""
+    syms = kallsyms() if symbols is None else symbols
     if name in syms:
         return name
     clones = sorted(s for s in syms

@@ -1,8 +1,10 @@
 """The scenario catalogue across kernels: one table, scenario x kernel.
 
-Input: the results of `rsttrace scenarios run -o FILE` on each kernel (one
-JSON object per scenario, with its kernel release, attach mode, events and
-counter changes). Each cell says what that kernel did: the cause of each RST
+Input: the results of `rsttrace scenarios run -o FILE` on each kernel and
+attach mode: the run's own record (lab.run.run_record: bcc, the hooks it
+could not place, or why it could not run at all), then one JSON object per
+scenario, with its kernel release, attach mode, events and counter
+changes. A kernel and mode that could not run is a column that says why. Each cell says what that kernel did: the cause of each RST
 it sent (or received, when nothing was sent), the function that emitted it
 and its caller, and the kernel's reason. Where kernels differ the
 difference is called out and, when it follows from a known kernel change or
@@ -17,13 +19,17 @@ from rsttrace.output import records
 from rsttrace.trace import stacks
 from rsttrace.trace.visibility import BLIND_SPOTS, Visibility, spot_of
 
+MODES = ("kprobe", "fentry", "tracepoint")
+
+
 def load(paths, warn=None):
-    """Scenario results from `scenarios run -o` files, as dicts."""
+    """Scenario results and run records from `scenarios run -o` files, as
+    dicts."""
     results = []
     what = "`rsttrace scenarios run -o FILE`"
     for path in paths:
         for n, r in records.read(path, what, warn or (lambda m: None)):
-            if "scenario" not in r or "kernel" not in r:
+            if not ("scenario" in r or "run" in r) or "kernel" not in r:
                 raise RsttraceError("%s line %d: not a scenario result"
                                     % (path, n), "give files written by "
                                     + what)
@@ -32,8 +38,10 @@ def load(paths, warn=None):
 
 
 class Column:
-    def __init__(self, kernel, mode):
+    def __init__(self, kernel, mode, not_hooked=()):
         self.kernel, self.mode = kernel, mode
+        # hooks its tracer could not place (its run record says why)
+        self.not_hooked = frozenset(not_hooked)
 
     @property
     def label(self):
@@ -45,6 +53,8 @@ class Column:
     def sees(self, spot):
         """Whether this column's tracer saw what visibility.BLIND_SPOTS[spot]
         describes (the scenarios run with --packets)."""
+        if spot == "challenge_ack" and CHALLENGE_HOOK in self.not_hooked:
+            return False
         return Visibility.of_release(self.kernel, self.mode).sees(spot)
 
 
@@ -100,6 +110,11 @@ SOCKETLESS_NOTE = ("tracepoint mode before 6.10 does not see RSTs sent "
                    "them only since 6.10")
 CHALLENGE_NOTE = ("tracepoint mode cannot see challenge ACKs: "
                   "tcp_send_challenge_ack has no tracepoint")
+CHALLENGE_HOOK = "tcp_send_challenge_ack"
+UNHOOKED_CHALLENGE_NOTE = ("where the tracer row says tcp_send_challenge_ack "
+                           "could not be hooked (fentry on a kernel that has "
+                           "only a compiler clone of it) challenge ACKs are "
+                           "not seen")
 TIME_WAIT_NOTE = ("tracepoint mode before 6.11 does not see RSTs that kill "
                   "TIME_WAIT sockets: no tcp tracepoint fires for them, and "
                   "skb:kfree_skb names the socket of a dropped packet only "
@@ -212,7 +227,11 @@ def _challenge_differences(r):
     quiet = [c for c in r.present if not challenge[c.label]]
     seen = set().union(*challenge.values())
     if all(not c.sees("challenge_ack") for c in quiet):
-        return [Difference("challenge ACK", CHALLENGE_NOTE, "attach mode")]
+        unhooked = any(CHALLENGE_HOOK in c.not_hooked for c in quiet)
+        text = "; ".join(
+            ([CHALLENGE_NOTE] if any(c.mode == "tracepoint" for c in quiet)
+             else []) + ([UNHOOKED_CHALLENGE_NOTE] if unhooked else []))
+        return [Difference("challenge ACK", text, "attach mode")]
     if all((side, "challenge_ack", cause) in r.tolerated
            for side, cause in seen):
         return [Difference("challenge ACK", "a challenge ACK the scenario "
@@ -234,15 +253,35 @@ def _reason_differences(r):
     return [Difference("reason", "the kernels give different reasons")]
 
 
+def run_cell(record):
+    """The tracer row's cell: bcc and the hooks not placed, or why the
+    catalogue could not run on that kernel in that mode."""
+    if record is None:
+        return "–"
+    run = record["run"]
+    if run.get("error"):
+        return "✗ cannot run: %s (bcc %s)" % (run["error"], run.get("bcc"))
+    parts = ["bcc %s" % run.get("bcc")]
+    for hook, why in sorted((run.get("not_hooked") or {}).items()):
+        parts.append("no %s: %s" % (hook, why))
+    return "<br>".join(parts)
+
+
 def build(results, catalogue=()):
-    """(columns, rows): columns sorted by kernel version; rows per scenario
-    in catalogue order: (scenario, {label: result}, differences)."""
+    """(columns, rows, runs): columns sorted by kernel version, then mode;
+    rows per scenario in catalogue order: (scenario, {label: result},
+    differences); runs: {label: run record}."""
     cols = {}
-    for r in results:
-        c = Column(r["kernel"], r.get("mode", "?"))
+    for r in sorted(results, key=lambda r: "run" not in r):
+        c = Column(r["kernel"], r.get("mode", "?"),
+                   (r["run"].get("not_hooked") or {}) if "run" in r else ())
         cols.setdefault(c.label, c)
-    columns = sorted(cols.values(), key=lambda c: (history.version(c.kernel),
-                                                  c.kernel, c.mode))
+    columns = sorted(cols.values(), key=lambda c: (
+        history.version(c.kernel), c.kernel,
+        MODES.index(c.mode) if c.mode in MODES else len(MODES), c.mode))
+    runs = {Column(r["kernel"], r.get("mode", "?")).label: r
+            for r in results if "run" in r}
+    results = [r for r in results if "scenario" in r]
     order = [s.name for s in catalogue]
     known = {s.name: s for s in catalogue}
     names = order + sorted({r["scenario"] for r in results} - set(order))
@@ -253,14 +292,10 @@ def build(results, catalogue=()):
         if row:
             allow = getattr(known.get(name), "allow", ())
             rows.append((name, row, differences(columns, row, allow)))
-    return columns, rows
+    return columns, rows, runs
 
 
-def markdown(results, catalogue=(), date=None):
-    from rsttrace.lab.catalogue import CATALOGUE
-    catalogue = catalogue or CATALOGUE
-    by_name = {s.name: s for s in catalogue}
-    columns, rows = build(results, catalogue)
+def _intro(columns, date):
     out = ["# RSTs across kernels", ""]
     if date:
         out.append("Generated %s by `scripts/kernel-matrix` (`rsttrace "
@@ -269,11 +304,23 @@ def markdown(results, catalogue=(), date=None):
         out.append("")
     out.append("Kernels: " + ", ".join("`%s` (%s mode)" % (c.kernel, c.mode)
                                        for c in columns) + ".")
-    out += ["", "Each cell: side (a = client, b = server): **cause** "
-            "`caller > emitting function` kernel reason; counters the "
-            "scenario checks; ✗ marks a scenario that did not go as "
-            "expected on that kernel. `–` = not run there.", ""]
-    table = []
+    return out + [
+        "", "The first row is the tracer: bcc's version and the hooks it "
+        "could not place there, or ✗ and why the catalogue cannot run on "
+        "that kernel in that mode. Each other cell: side (a = client, b = "
+        "server): **cause** `caller > emitting function` kernel reason; "
+        "counters the scenario checks; ✗ marks a scenario that did not go "
+        "as expected on that kernel. `–` = not run there.", ""]
+
+
+def markdown(results, catalogue=(), date=None):
+    from rsttrace.lab.catalogue import CATALOGUE
+    catalogue = catalogue or CATALOGUE
+    by_name = {s.name: s for s in catalogue}
+    columns, rows, runs = build(results, catalogue)
+    out = _intro(columns, date)
+    table = [["(tracer)"] + [run_cell(runs.get(c.label)) for c in columns]
+             ] if runs else []
     for name, row, diffs in rows:
         rules = getattr(by_name.get(name), "counters", {})
         cells = [cell(row[c.label], rules) if c.label in row else "–"

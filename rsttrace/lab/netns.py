@@ -88,6 +88,10 @@ class NamespacePair:
         self.created = False
         self._sockets = []
         self._made = []
+        # lets a tracer read the RSTs so far (the scenario runner sets it):
+        # before a scenario unloads the modules that sent them, whose
+        # symbols then name their stack frames
+        self.catch_up = lambda: None
 
     # -- life cycle -------------------------------------------------------
 

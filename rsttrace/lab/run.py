@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 
+from rsttrace.kernel import features
 from rsttrace.lab import counters as kcounters
 from rsttrace.lab import hostwide, leftovers
 from rsttrace.lab.expectations import match
@@ -42,6 +43,7 @@ class Result:
         self.kernel = os.uname().release
         self.mode = None                # set by run_scenarios
         self.not_run = None             # why it was not run here
+        self.messages = []              # what the tracer said meanwhile
 
     def observed(self):
         return sorted({(e["side"], e["kind"], e["cause"])
@@ -55,7 +57,8 @@ class Result:
                 "observed": self.observed(), "verdict": self.verdict,
                 "ok": self.ok, "application": self.app, "error": self.error,
                 "namespaces": self.sides, "counters": self.counters,
-                "not_run": self.not_run, "events": self.events,
+                "not_run": self.not_run, "messages": self.messages,
+                "events": self.events,
                 **({"wire": {side: {k: [r._asdict() for r in rsts]
                                     for k, rsts in seen.items()}
                              for side, seen in self.wire.items()}}
@@ -106,6 +109,20 @@ def judge(scenario, events, visibility, error, counters=None,
     return "pass", True, notes
 
 
+def run_record(mode, tracer=None, error=None):
+    """The tracer of a catalogue run on this kernel: its mode, bcc, and
+    the hooks it could not place and why, or why it could not start at
+    all (`error`). The first line of `scenarios run -o`; `rsttrace
+    matrix` shows it as a row, so a kernel that cannot run is shown, not
+    left out."""
+    skipped = {p.hook.name: p.skipped for p in (tracer.placements if tracer
+                                                else ()) if p.skipped}
+    return {"run": {"bcc": features.bcc_version(), "error": error,
+                    "not_hooked": skipped},
+            "kernel": os.uname().release,
+            "mode": (tracer.mode if tracer and tracer.mode else mode)}
+
+
 def run_scenarios(scenarios, mode="auto", progress=None, witness=False):
     """Run each scenario; returns [Result]. With `witness`, tcpdump records
     the RSTs on each side's wire too (Result.wire)."""
@@ -114,8 +131,13 @@ def run_scenarios(scenarios, mode="auto", progress=None, witness=False):
     # what runs killed with SIGKILL left behind
     leftovers.remove_stale_namespaces(progress)
     hostwide.restore_stale(progress)
+    said = []           # the tracer's messages (a hook attached late...)
+
+    def warn(line):
+        said.append(line)
+        progress("rsttrace: " + line)
     tracer = Tracer(mode=mode, filters=Filters(netns_dynamic=True),
-                    packets=True)
+                    packets=True, warn=warn)
     records = []
     session = Session(tracer, on_record=records.append)
     session.start()
@@ -129,10 +151,12 @@ def run_scenarios(scenarios, mode="auto", progress=None, witness=False):
             progress("scenario %s ..." % sc.name)
             changes = sc.host_wide if (sc.host_wide and
                                        host_wide_allowed()) else None
+            first = len(said)
             with hostwide.kept(changes, progress):
                 results.append(_run_one(sc, tracer, session, records,
                                         visibility, witness))
             results[-1].mode = tracer.mode
+            results[-1].messages = said[first:]
     finally:
         session.finish()
     return results, tracer
@@ -155,6 +179,7 @@ def _run_one(sc, tracer, session, records, visibility, witness=False):
     matched_before = tracer.counts()
     try:
         pair.create()
+        pair.catch_up = lambda: (traffic.settle(0.05), session.drain())
         sides = {side: pair.inode(side) for side in ("a", "b")}
         for inode in sides.values():
             tracer.watch_netns(inode)

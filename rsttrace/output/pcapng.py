@@ -207,7 +207,11 @@ class PcapngWriter:
         return found
 
     def _packet_options(self, record):
-        key = tuple(_hashable(record.get(k)) for k in COMMENT_KEYS) + (
+        # a key absent is not a key set to null: the comment says
+        # `netns_name=-` only for the latter (records of older rsttraces,
+        # converted with newer ones, lack the owner keys)
+        key = tuple((k in record, _hashable(record.get(k)))
+                    for k in COMMENT_KEYS) + (
             record.get("seq") is None, _hashable(record.get("explanation")),
             tuple((record.get("stack") or ())[:STACK_FRAMES]))
         opts = self._options.get(key)

@@ -4,12 +4,18 @@ A hook is a kernel function (kprobe and fentry modes) or a raw tracepoint
 (tracepoint mode). Argument positions are read from the kernel's BTF
 prototype when it has one (matched by type, so a reordered or extended
 signature is noticed), otherwise taken from the kernel version.
+
+A function in a module (netfilter's nf_send_reset in nf_reject_ipv4) is
+hooked in kprobe mode whether or not the module is loaded now: the kprobe
+names the module, and the kernel arms it whenever the module loads
+(rsttrace.trace.module_probes); its arguments come from the module's BTF
+(rsttrace.kernel.modules).
 """
 
 from rsttrace import abi
 from rsttrace.abi import KIND_CHALLENGE_ACK, KIND_RECEIVED, KIND_SENT
 from rsttrace.errors import RsttraceError
-from rsttrace.kernel import features
+from rsttrace.kernel import features, modules
 from rsttrace.kernel.history import (KFREE_SKB_SK, RST_REASON,
                                      TCP_RESET_SKB, since)
 
@@ -25,7 +31,7 @@ class Hook:
     """One place rsttrace attaches to."""
 
     def __init__(self, key, name, kind, target, tracepoint, roles, fallback,
-                 category="tcp", caller=None, without=None):
+                 category="tcp", caller=None, without=None, module=None):
         self.key = key              # C identifier: HOOK_<key>, <key>_SK ...
         self.hook_id = getattr(abi, "HOOK_ID_" + key)
         self.name = name            # what events call it: `hook`
@@ -36,6 +42,8 @@ class Hook:
         self.fallback = fallback    # fn(version) -> {role: position}, or
         #                             None: positions known only from BTF
         self.category = category    # tracepoint category
+        self.module = module        # the module it is in when built as one
+        #                             and not exported (modules.locate)
         # report only calls from this function (its address range goes to
         # the BPF program as <key>_CALLER_START/_END)
         self.caller = caller
@@ -77,12 +85,13 @@ FUNCTION_HOOKS = [
     Hook("INET_TWSK_DESCHEDULE_PUT", "inet_twsk_deschedule_put",
          KIND_RECEIVED, "inet_twsk_deschedule_put", False, ("sk",),
          lambda ver: {"sk": 0}, caller="tcp_timewait_state_process"),
-    # netfilter's REJECT --reject-with tcp-reset (module nf_reject_ipv4/6;
-    # the signature gained `sk` around 5.10, so only with BTF).
+    # netfilter's REJECT --reject-with tcp-reset (module nf_reject_ipv4/6,
+    # loaded with the first rule that needs it; the signature gained `sk`
+    # around 5.10, so only with BTF).
     Hook("NF_SEND_RESET", "nf_send_reset", KIND_SENT, "nf_send_reset",
-         False, ("skb",), None),
+         False, ("skb",), None, module="nf_reject_ipv4"),
     Hook("NF_SEND_RESET6", "nf_send_reset6", KIND_SENT, "nf_send_reset6",
-         False, ("skb",), None),
+         False, ("skb",), None, module="nf_reject_ipv6"),
 ]
 
 TRACEPOINT_HOOKS = [
@@ -111,6 +120,10 @@ DROP_HOOK = Hook("TP_KFREE_SKB", "skb:kfree_skb", KIND_RECEIVED,
 
 ALL_HOOKS = FUNCTION_HOOKS + TRACEPOINT_HOOKS + [PACKET_HOOK, DROP_HOOK]
 HOOK_NAMES = {h.hook_id: h.name for h in ALL_HOOKS}
+
+
+def by_key(key):
+    return next(h for h in ALL_HOOKS if h.key == key)
 
 
 def hooks_for(mode, packets=False):
@@ -142,13 +155,24 @@ class Placement:
     positions; or why it is skipped."""
 
     def __init__(self, hook, symbol=None, positions=None, source=None,
-                 skipped=None, caller_range=None):
+                 skipped=None, caller_range=None, module=None, loaded=True):
         self.hook = hook
         self.symbol = symbol        # kallsyms name or tracepoint name
         self.positions = positions or {}
         self.source = source        # "btf" or "version"
         self.skipped = skipped      # reason string when not attachable
         self.caller_range = caller_range    # (start, end) of hook.caller
+        self.module = module        # the module its function is in
+        self.loaded = loaded        # that module is loaded now
+
+    def status(self):
+        """Where it stands, in the words doctor and trace use."""
+        if self.skipped:
+            return self.skipped
+        if self.module and not self.loaded:
+            return modules.Place(self.hook.target, modules.NOT_LOADED,
+                                 self.module).text()
+        return "in module %s" % self.module if self.module else "present"
 
     def cflags(self):
         if self.skipped:
@@ -188,6 +212,7 @@ def _positions(hook, types, version):
 def place(hook, mode, kbtf=None, version=None):
     """Resolve `hook` for `mode` on the running kernel."""
     version = version or features.version()
+    module, loaded = None, True
     if hook.tracepoint:
         if not features.tracepoint_exists(hook.category, hook.target):
             return Placement(hook, skipped="tracepoint %s:%s not in this "
@@ -199,26 +224,16 @@ def place(hook, mode, kbtf=None, version=None):
             if params is not None:
                 types = [kbtf.describe(t) for t in params]
     else:
-        symbol = features.function_symbol(hook.target)
-        if symbol is None:
-            return Placement(hook, skipped="function %s not in kallsyms "
-                             "(inlined or absent in this kernel)"
-                             % hook.target)
-        if mode == "fentry" and symbol != hook.target:
-            return Placement(hook, skipped="only the compiler clone %s "
-                             "exists; fentry needs the function itself"
-                             % symbol)
-        types = None
-        if kbtf is not None:
-            params = kbtf.func_params(hook.target)
-            if params is not None:
-                types = [kbtf.describe(t) for _, t in params]
-        if types is None and mode == "fentry":
-            return Placement(hook, skipped="not in the kernel's BTF (a "
-                             "module function?); fentry needs it")
-        if types is None and hook.fallback is None:
-            return Placement(hook, skipped="its arguments are known only "
-                             "from BTF, which does not describe it")
+        where = modules.locate(hook.target, hook.module)
+        if where.state not in (modules.IN_KERNEL, modules.NOT_LOADED):
+            return Placement(hook, skipped=where.text(),
+                             module=where.module, loaded=False)
+        symbol, module = where.symbol, where.module
+        loaded = where.state == modules.IN_KERNEL
+        skipped, types = _function_types(hook, mode, where, kbtf)
+        if skipped:
+            return Placement(hook, skipped=skipped, module=module,
+                             loaded=loaded)
     positions, source = _positions(hook, types, version)
     if positions is None:
         return Placement(hook, skipped=hook.without)
@@ -236,7 +251,47 @@ def place(hook, mode, kbtf=None, version=None):
             return Placement(hook, skipped="its caller %s is not in kallsyms"
                              % hook.caller)
     return Placement(hook, symbol=symbol, positions=positions, source=source,
-                     caller_range=caller_range)
+                     caller_range=caller_range, module=module,
+                     loaded=loaded)
+
+
+def _function_types(hook, mode, where, kbtf):
+    """(why it cannot be hooked in `mode`, or None; its parameter types
+    from BTF, or None) for a function hook found at `where`."""
+    if where.module and mode == "fentry":
+        # a program on a module function holds the module until it is
+        # freed, so rmmod fails meanwhile (the trampoline's reference,
+        # bpf_trampoline_module_get(), kernel/bpf/trampoline.c; the
+        # program's, prog->aux->mod, since 6.4); and it loads onto a
+        # function that is there: bcc loads them all at start
+        return ("in module %s: fentry would keep the module from unloading "
+                "and cannot hook it when it loads later (kprobe mode hooks "
+                "it; --packets sees its RSTs)" % where.module), None
+    if mode == "fentry" and where.symbol != hook.target:
+        return ("only the compiler clone %s exists; fentry needs the "
+                "function itself" % where.symbol), None
+    types = None
+    btf = (modules.module_btf(where.module, kbtf) if where.module and kbtf
+           else kbtf)
+    params = btf.func_params(hook.target) if btf is not None else None
+    if params is not None:
+        types = [btf.describe(t) for _, t in params]
+    if types is None and mode == "fentry":
+        return "not in the kernel's BTF; fentry needs it", None
+    if types is None and hook.fallback is None:
+        return ("its arguments are known only from BTF, which does not "
+                "describe it%s" % (" (module %s has none)" % where.module
+                                   if where.module else "")), None
+    return None, types
+
+
+def reachable(hook, mode, kbtf=None):
+    """Whether `mode` hooks `hook` on this kernel, now or when its module
+    loads (a fact of the kernel, not of what attached)."""
+    try:
+        return not place(hook, mode, kbtf).skipped
+    except RsttraceError:
+        return False
 
 
 def check_mode(mode):

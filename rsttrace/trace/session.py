@@ -131,6 +131,7 @@ class Session:
                     self._poll_until = None     # drains run to the end
                 self._raise_failure()
                 self.check_lost()
+                self.tracer.check_modules()     # says which hooks came
                 if self.writer is not None:
                     self.writer.flush()
                 if self.on_tick and time.monotonic() >= next_tick:
@@ -149,6 +150,7 @@ class Session:
         self.tracer.drain()
         self._raise_failure()
         self.check_lost()
+        self.tracer.check_modules()
         if self.writer is not None:
             self.writer.flush()
 

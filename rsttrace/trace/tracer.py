@@ -14,7 +14,8 @@ import sys
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
 from rsttrace.kernel import features, headers, offsets
-from rsttrace.trace import hooks
+from rsttrace.trace import hooks, module_probes
+from rsttrace.trace.module_watch import ModuleWatch
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
 
@@ -111,6 +112,8 @@ class Tracer:
         self.headers = None
         self.ringbuf = False
         self.perf_lost = 0
+        self.module_probes = None   # kprobes on module functions
+        self.module_watch = ModuleWatch(lambda line: self.warn(line))
 
     # -- planning (no BPF loaded yet) --------------------------------------
 
@@ -185,6 +188,8 @@ class Tracer:
         for p in self.placements:
             if p.skipped:
                 self.warn("skipping %s: %s" % (p.hook.name, p.skipped))
+            elif p.module and not p.loaded:
+                self.warn("%s: %s" % (p.hook.name, p.status()))
         try:
             with open(BPF_SOURCE) as f:
                 source = self.filters.pcap_c + f.read()
@@ -196,6 +201,7 @@ class Tracer:
                                 "run `rsttrace doctor` to see what this "
                                 "kernel lacks")
         try:
+            self.check_modules()         # the first look: what is there
             if self.summary_only:
                 self._count_into(b"agg_a")
             self._attach()
@@ -224,6 +230,8 @@ class Tracer:
                 if p.hook.tracepoint:
                     self.bpf.attach_raw_tracepoint(tp=p.symbol.encode(),
                                                    fn_name=fn.encode())
+                elif p.module:
+                    self._attach_module_probe(p, fn)
                 elif self.mode == "kprobe":
                     self.bpf.attach_kprobe(event=p.symbol.encode(),
                                            fn_name=fn.encode())
@@ -237,6 +245,19 @@ class Tracer:
         if self.owners:
             self.bpf.attach_raw_tracepoint(tp=OWNER_TRACEPOINT[1].encode(),
                                            fn_name=b"on_sock_set_state")
+
+    def _attach_module_probe(self, p, fn):
+        """A function in a module: a kprobe the kernel arms whenever the
+        module loads (rsttrace.trace.module_probes)."""
+        if self.module_probes is None:
+            tfs = features.tracefs()
+            if tfs is None:
+                raise OSError("no tracefs, where kprobes on module "
+                              "functions are made")
+            module_probes.remove_stale(tfs, self.warn)
+            self.module_probes = module_probes.ModuleProbes(tfs)
+        prog = self.bpf.load_func(fn.encode(), self.bpf.KPROBE)
+        self.module_probes.attach(prog.fd, p.hook.name, p.module, p.symbol)
 
     def _open(self, on_event):
         events = self.bpf[b"events"]
@@ -350,34 +371,16 @@ class Tracer:
     def ksym(self, addr):
         return self.bpf.ksym(addr).decode("ascii", "replace")
 
+    def check_modules(self):
+        """Say which hooks modules loaded or unloaded since the last look
+        brought or took away; True when the modules changed."""
+        return self.module_watch.check(self.attached())
+
     def refresh_symbols(self, force=False):
-        """Reload kernel symbols if modules were loaded or unloaded since
-        the last look (bcc reads kallsyms once: a module loaded later, such
-        as nf_reject_ipv4 when a REJECT rule appears, would be named after
-        whatever symbol precedes it); with `force`, in any case. True when
-        the symbols were dropped for a fresh read."""
-        try:
-            with open("/proc/modules", "rb") as f:
-                # name and load address: a module unloaded and loaded
-                # again between two looks is back under the same name,
-                # likely at another address
-                modules = hash(b";".join(b" ".join(line.split()[::5])
-                                         for line in f))
-        except OSError:
-            return False
-        if modules == getattr(self, "_modules", modules) and not force:
-            self._modules = modules
-            return False
-        self._modules = modules
-        # A new kernel symbol cache: bcc_symcache_refresh() does not reload
-        # kernel symbols once loaded (bcc's KSyms::refresh fills only an
-        # empty table), so drop the cache; bcc makes a fresh one on next use.
-        import bcc
-        from bcc.libbcc import lib
-        old = bcc.BPF._sym_caches.pop(-1, None)
-        if old is not None:
-            lib.bcc_free_symcache(old.cache, -1)
-        return True
+        """True when kernel symbols changed since the last call (with
+        `force`, read again in any case): names given before may be wrong
+        now."""
+        return self.module_watch.refresh(self.attached(), force)
 
     def detach(self):
         """Stop the probes and keep the maps and buffers: what was counted
@@ -392,8 +395,13 @@ class Tracer:
             bpf.detach_raw_tracepoint(tp)
         for fn in list(getattr(bpf, "kfunc_entry_fds", ())):
             bpf.detach_kfunc(fn)
+        if self.module_probes is not None:
+            self.module_probes.detach()
 
     def close(self):
+        if self.module_probes is not None:
+            self.module_probes.remove()
+            self.module_probes = None
         if self.bpf is not None:
             try:
                 self.bpf.cleanup()

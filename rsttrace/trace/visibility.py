@@ -9,6 +9,7 @@ report, not something the kernel cannot show.
 """
 
 from rsttrace.kernel import features, history
+from rsttrace.trace import hooks
 
 # What a tracer may be unable to see, and why.
 BLIND_SPOTS = {
@@ -40,7 +41,8 @@ class Visibility:
         # tcp:tcp_send_reset fires for RSTs without a full socket
         self.socketless_tracepoint = socketless_tracepoint
         self.packets = packets          # --packets: the packet hook is on
-        self.nf_reject = nf_reject      # nf_send_reset is in the kernel now
+        self.nf_reject = nf_reject      # the mode hooks nf_send_reset,
+        #                                 now or when its module loads
         # skb:kfree_skb names the socket of a dropped packet (rx_sk)
         self.drop_socket = drop_socket
 
@@ -49,18 +51,18 @@ class Visibility:
         """On the running kernel: the tracepoint's format tells whether it
         has the 6.10 behaviour, whatever the version string says (the
         version where the format cannot be read, e.g. unprivileged);
-        kallsyms whether netfilter's reject function is there (its module
-        loaded)."""
+        hooks.reachable whether the mode hooks netfilter's reject function
+        (in the kernel, or in an installed module, hooked as it loads)."""
         fmt = features.tracepoint_format("tcp", "tcp_send_reset")
         socketless = ("reason" in fmt if fmt is not None else
                       history.since(features.version(), history.RST_REASON))
+        nf_reject = mode in ("kprobe", "fentry") and hooks.reachable(
+            hooks.by_key("NF_SEND_RESET"), mode, features.load_btf())
         drop = features.tracepoint_format("skb", "kfree_skb")
         drop_socket = ("rx_sk" in drop if drop is not None else
                        history.since(features.version(),
                                      history.KFREE_SKB_SK))
-        return cls(mode, socketless, packets,
-                   features.function_symbol("nf_send_reset") is not None,
-                   drop_socket)
+        return cls(mode, socketless, packets, nf_reject, drop_socket)
 
     @classmethod
     def of_release(cls, release, mode, packets=True):

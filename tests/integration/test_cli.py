@@ -253,6 +253,9 @@ def test_scenarios_results_feed_the_matrix(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = [json.loads(line) for line in results.read_text().splitlines()]
+    tracer, lines = lines[0], lines[1:]     # the run's own record first
+    assert tracer["run"]["error"] is None and tracer["run"]["bcc"]
+    assert tracer["kernel"] == os.uname().release
     assert [r["scenario"] for r in lines] == ["no-listener",
                                               "accept-overflow-abort"]
     assert {r["kernel"] for r in lines} == {os.uname().release}
@@ -268,6 +271,38 @@ def test_scenarios_results_feed_the_matrix(tmp_path):
     assert "**accept-queue-overflow** `tcp_check_req > tcp_v4_send_reset`" \
         in text
     assert "b: EmbryonicRsts +1" in text
+
+
+def test_a_mode_this_kernel_lacks_is_a_result_saying_why(tmp_path):
+    """`scenarios run -o` in a mode this kernel cannot run writes the run's
+    record with the reason (the kernel matrix shows it as a column saying
+    why, not by leaving the kernel out) and fails with that one line. A
+    kernel with every mode runs it instead."""
+    from rsttrace.kernel import features
+    lacks = [m for m, ok in (("kprobe", features.kprobes_supported()),
+                             ("fentry", features.fentry_supported())) if not ok]
+    mode = (lacks or ["kprobe"])[0]
+    results = tmp_path / "scenarios.jsonl"
+    run = subprocess.run([RSTTRACE, "scenarios", "run", "--mode", mode, "-o",
+                          str(results), "no-listener"], capture_output=True,
+                         text=True, timeout=300)
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert (lines[0]["kernel"], lines[0]["mode"]) == (os.uname().release,
+                                                      mode)
+    if lacks:
+        assert run.returncode == 1
+        assert run.stderr.startswith("rsttrace: error: this kernel ")
+        assert len(run.stderr.strip().splitlines()) == 1
+        assert len(lines) == 1
+        assert lines[0]["run"]["error"] == run.stderr.strip()[
+            len("rsttrace: error: "):]
+        md = tmp_path / "matrix.md"
+        subprocess.run([RSTTRACE, "matrix", "-o", str(md), str(results)],
+                       check=True, timeout=60)
+        assert "✗ cannot run: this kernel " in md.read_text()
+    else:
+        assert run.returncode == 0, run.stderr
+        assert lines[0]["run"]["error"] is None and len(lines) == 2
 
 
 def test_scenarios_output_unwritable_fails_first(tmp_path):

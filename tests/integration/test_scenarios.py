@@ -31,9 +31,11 @@ def results(request):
     # matrix instead of running the catalogue again.
     keep = os.environ.get("RSTTRACE_SCENARIO_RESULTS")
     if keep:
+        from rsttrace.lab.run import run_record
         with open(keep, "w") as f:
-            for r in res:
-                f.write(json.dumps(r.as_dict(), separators=(",", ":")) + "\n")
+            for r in [run_record(tracer.mode, tracer)] + [
+                    r.as_dict() for r in res]:
+                f.write(json.dumps(r, separators=(",", ":")) + "\n")
     return {r.scenario.name: (r, tracer) for r in res}
 
 

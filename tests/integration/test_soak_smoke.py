@@ -41,3 +41,29 @@ def test_soak_short_run(tmp_path):
     assert len(samples) >= 4
     assert "MiB per hour" in row(text, "RSS growth after warm-up (least "
                                  "squares)")
+
+
+def test_soak_exporter_short_run(tmp_path):
+    """--exporter: the exporter counts every RST the stream provokes (two
+    per spread provocation at least), loses none, and its opt-in label
+    values stay within --max-label-values."""
+    out = tmp_path / "soak-exporter.md"
+    res = subprocess.run([os.path.join(REPO, "scripts", "soak"), "--exporter",
+                          "--minutes", "0.15", "--every", "2", "-o",
+                          str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = out.read_text()
+    counted = int(row(text, "RSTs counted (rsttrace_resets_total, summed)"))
+    spread, runs = map(int, row(
+        text, "provocations: spread / scenario runs").split(" / "))
+    assert spread > 100 and runs > 0
+    assert counted >= 2 * spread
+    assert int(row(text, "lost (rsttrace_events_lost_total)")) == 0
+    assert int(row(text, "errors (rsttrace_errors_total)")) == 0
+    end, most = map(int, row(text, "series of rsttrace_resets_total: at the "
+                             "end / most").split(" / "))
+    assert 0 < end <= most
+    samples = re.findall(r"^\| \d+ \| [\d.]+ \| [\d.]+ \| \d+ \| [\d.]+ \| "
+                         r"\d+ \|$", text, re.M)
+    assert len(samples) >= 4, text

@@ -15,10 +15,16 @@ BTF_MAGIC = 0xEB9F
 
 
 class Builder:
-    def __init__(self, endian="<"):
+    """A kernel's BTF, or with `base` a module's: split BTF whose type ids
+    and string offsets continue the base's."""
+
+    def __init__(self, endian="<", base=None):
         self.e = endian
-        self._types = []            # dicts, id = index + 1
-        self._strs = bytearray(b"\0")
+        self._types = []            # dicts, id = index + first
+        self._first = 1 + (len(base._types) if base else 0)
+        self._base = base
+        self._str_base = len(base._strs) if base else 0
+        self._strs = bytearray(b"" if base else b"\0")
         self._str_off = {"": 0}
         self._u32 = None
 
@@ -26,8 +32,10 @@ class Builder:
 
     def str_off(self, s):
         off = self._str_off.get(s)
+        if off is None and self._base is not None:
+            off = self._base._str_off.get(s)
         if off is None:
-            off = self._str_off[s] = len(self._strs)
+            off = self._str_off[s] = self._str_base + len(self._strs)
             self._strs += s.encode() + b"\0"
         return off
 
@@ -37,7 +45,7 @@ class Builder:
             "name": name, "kind": kind, "kind_flag": kind_flag,
             "size_or_type": size_or_type, "vlen": vlen,
             "fixed": fixed, "items": list(items), "item_fmt": item_fmt})
-        return len(self._types)
+        return len(self._types) + self._first - 1
 
     # -- kinds ----------------------------------------------------------
 
@@ -88,7 +96,7 @@ class Builder:
         return self.struct(name, size, members, union=True)
 
     def set_members(self, tid, members, kind_flag=None):
-        t = self._types[tid - 1]
+        t = self._types[tid - self._first]
         ms = [tuple(m) + (0,) * (4 - len(m)) for m in members]
         flag = any(m[3] for m in ms) if kind_flag is None else kind_flag
         t["kind_flag"] = int(flag)
@@ -200,3 +208,15 @@ REASONS_6_10 = [
 def add_reason_enum(b, names, prefix="SK_RST_REASON_"):
     return b.enum("sk_rst_reason",
                   [(prefix + n, i) for i, n in enumerate(names)])
+
+
+def nf_reject_module_btf():
+    """BTF with netfilter's nf_send_reset (as its module nf_reject_ipv4
+    has it since 5.10): (net, sk, oldskb, hook)."""
+    b = Builder()
+    b.func("nf_send_reset", b.func_proto(0, [
+        ("net", b.ptr(b.struct("net", 8))),
+        ("sk", b.ptr(b.struct("sock", 8))),
+        ("oldskb", b.ptr(b.struct("sk_buff", 8))),
+        ("hook", b.int("int", 4, signed=True))]))
+    return b.btf()

@@ -3,9 +3,9 @@ or, without BTF, from the kernel version (rsttrace.hooks)."""
 
 import pytest
 
-from btfgen import Builder
+from btfgen import Builder, nf_reject_module_btf
 from rsttrace.trace import hooks
-from rsttrace.kernel import features
+from rsttrace.kernel import features, modules
 from rsttrace.errors import RsttraceError
 from rsttrace.trace.hooks import (FUNCTION_HOOKS, TRACEPOINT_HOOKS, Placement,
                             place, positions_from_types)
@@ -190,6 +190,7 @@ def kern(monkeypatch):
     monkeypatch.setattr(features, "tracepoint_exists", lambda c, n: True)
     monkeypatch.setattr(features, "function_symbol",
                         lambda name: syms.get(name, name))
+    monkeypatch.setattr(features, "symbol_module", lambda symbol: None)
     return syms
 
 
@@ -286,6 +287,60 @@ def test_place_btf_only_hook_without_btf(kern):
     assert p.skipped
 
 
+# -- functions in modules ---------------------------------------------------------
+
+def nf_reject_module(monkeypatch, state):
+    """nf_send_reset in module nf_reject_ipv4, in `state` (modules.locate),
+    with its prototype in the module's BTF only."""
+    kernel = synthetic_btf(reason=False)
+    module_btf = nf_reject_module_btf()
+    monkeypatch.setattr(modules, "locate", lambda f, hint=None: modules.Place(
+        f, state, hint, f, why="test"))
+    monkeypatch.setattr(modules, "module_btf", lambda name, base: (
+        module_btf if name == "nf_reject_ipv4" else None))
+    return kernel
+
+
+def test_place_a_module_function_not_loaded(monkeypatch):
+    kernel = nf_reject_module(monkeypatch, modules.NOT_LOADED)
+    p = place(BY_KEY["NF_SEND_RESET"], "kprobe", kernel)
+    assert p.skipped is None and (p.module, p.loaded) == ("nf_reject_ipv4",
+                                                          False)
+    assert p.positions == {"sk": 1, "skb": 2, "reason": -1}   # module BTF
+    assert "-DHOOK_NF_SEND_RESET=1" in p.cflags()      # built, to attach
+    assert p.status() == ("in module nf_reject_ipv4, not loaded now: hooked "
+                          "when it loads")
+
+
+def test_place_a_loaded_module_function(monkeypatch):
+    kernel = nf_reject_module(monkeypatch, modules.IN_KERNEL)
+    p = place(BY_KEY["NF_SEND_RESET"], "kprobe", kernel)
+    assert (p.module, p.loaded, p.status()) == ("nf_reject_ipv4", True,
+                                                "in module nf_reject_ipv4")
+
+
+def test_fentry_does_not_hook_module_functions(monkeypatch):
+    kernel = nf_reject_module(monkeypatch, modules.NOT_LOADED)
+    p = place(BY_KEY["NF_SEND_RESET"], "fentry", kernel)
+    assert p.skipped.startswith("in module nf_reject_ipv4: fentry would "
+                                "keep the module from unloading")
+    assert p.cflags() == []
+
+
+def test_a_module_without_btf_cannot_be_placed(monkeypatch):
+    nf_reject_module(monkeypatch, modules.NOT_LOADED)
+    p = place(BY_KEY["NF_SEND_RESET6"], "kprobe", synthetic_btf())
+    assert p.skipped == ("its arguments are known only from BTF, which does "
+                         "not describe it (module nf_reject_ipv6 has none)")
+
+
+@pytest.mark.parametrize("state,text", [
+    (modules.INLINED, "inlined: test"),
+    (modules.ABSENT, "not in this kernel: test")])
+def test_place_says_where_a_missing_function_is(monkeypatch, state, text):
+    nf_reject_module(monkeypatch, state)
+    p = place(BY_KEY["NF_SEND_RESET"], "kprobe", synthetic_btf())
+    assert p.skipped == text and p.status() == text
 # -- hooks for RSTs that kill TIME_WAIT sockets ---------------------------------
 
 def test_time_wait_kill_hook_knows_its_caller(kern, monkeypatch):

@@ -136,3 +136,30 @@ def test_catalogue_expectations_are_complete():
             assert e.state is not ANY and e.emitter is not ANY, sc.name
         for e in sc.expects + sc.tolerates:
             assert len(e.why) > 20, (sc.name, e.key())
+
+
+def test_the_run_record_says_what_could_not_be_hooked_or_why_nothing_ran(
+        monkeypatch):
+    import os
+    from rsttrace.kernel import features
+    from rsttrace.lab.run import run_record
+    from rsttrace.trace import hooks
+    from rsttrace.trace.hooks import Placement
+    monkeypatch.setattr(features, "bcc_version", lambda: "0.31.0")
+
+    class Tracer:
+        mode = "fentry"
+        placements = [
+            Placement(hooks.by_key("TCP_RESET"), "tcp_reset"),
+            Placement(hooks.by_key("NF_SEND_RESET"), "nf_send_reset",
+                      module="nf_reject_ipv4", loaded=False),
+            Placement(hooks.by_key("TCP_SEND_CHALLENGE_ACK"),
+                      skipped="only the compiler clone x.constprop.0 exists")]
+    assert run_record("auto", Tracer()) == {
+        "run": {"bcc": "0.31.0", "error": None, "not_hooked": {
+            "tcp_send_challenge_ack": "only the compiler clone "
+                                      "x.constprop.0 exists"}},
+        "kernel": os.uname().release, "mode": "fentry"}
+    assert run_record("kprobe", error="no kprobes") == {
+        "run": {"bcc": "0.31.0", "error": "no kprobes", "not_hooked": {}},
+        "kernel": os.uname().release, "mode": "kprobe"}

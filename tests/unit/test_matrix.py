@@ -232,3 +232,76 @@ def test_a_scenario_not_run_on_a_kernel_says_so_and_differs_in_nothing():
                                     "net.ipv4.tcp_max_orphans")
     row = {cols[0].label: ran, cols[1].label: refused}
     assert matrix.differences(cols, row) == []
+
+
+def _run(kernel, mode, error=None, not_hooked=None):
+    return {"run": {"bcc": "0.26.0", "error": error,
+                    "not_hooked": not_hooked or {}},
+            "kernel": kernel, "mode": mode}
+
+
+def test_a_kernel_that_cannot_run_is_a_column_that_says_why(tmp_path):
+    """Where the catalogue cannot run (bcc too old for the headers, no
+    BTF...) the matrix says so in its tracer row, not by leaving the kernel
+    out; modes are in kprobe, fentry, tracepoint order."""
+    records = [
+        _run("6.12.95+deb12-amd64", "kprobe", error="the BPF program did "
+             "not compile or load (error: unknown type name 'u128')"),
+        _run("6.1.0-1-amd64", "tracepoint"),
+        _res("no-listener", "6.1.0-1-amd64", "tracepoint",
+             [_ev("a", "received", "reset-received", RECV)]),
+        _run("6.1.0-1-amd64", "fentry", not_hooked={
+            "nf_send_reset": "in module nf_reject_ipv4: fentry would keep "
+            "the module from unloading"}),
+        _res("no-listener", "6.1.0-1-amd64", "fentry",
+             [_ev("b", "sent", "no-listener", SENT)]),
+    ]
+    f = tmp_path / "r.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = matrix.markdown(matrix.load([str(f)]), date="2026-01-01")
+    lines = text.splitlines()
+    head = next(line for line in lines if line.startswith("| scen"))
+    labels = ["6.1.0-1-amd64<br>(fentry)", "6.1.0-1-amd64<br>(tracepoint)",
+              "6.12.95+deb12-amd64<br>(kprobe)"]
+    assert sorted(labels, key=head.index) == labels
+    tracer = next(line for line in lines if line.startswith("| (tracer)"))
+    cells = [c.strip() for c in tracer.split("|")[2:-1]]
+    assert cells == [
+        "bcc 0.26.0<br>no nf_send_reset: in module nf_reject_ipv4: fentry "
+        "would keep the module from unloading", "bcc 0.26.0",
+        "✗ cannot run: the BPF program did not compile or load (error: "
+        "unknown type name 'u128') (bcc 0.26.0)"]
+    row = next(line for line in lines if line.startswith("| `no-listener`"))
+    assert row.split("|")[-2].strip() == "–"      # the kernel that cannot
+
+
+def test_results_without_run_records_have_no_tracer_row():
+    text = matrix.markdown([_res("no-listener", "6.1.0-1", "kprobe", [])],
+                           date="2026-01-01")
+    assert "(tracer)" not in text
+
+
+def test_challenge_acks_missing_where_their_hook_could_not_be_placed():
+    """5.10 has only tcp_send_challenge_ack.constprop.0, which fentry cannot
+    hook: its fentry column sees no challenge ACK, and the run record says
+    why, so the difference is explained."""
+    records = [
+        _run("5.10.0-32-amd64", "fentry", not_hooked={
+            "tcp_send_challenge_ack": "only the compiler clone "
+            "tcp_send_challenge_ack.constprop.0 exists; fentry needs the "
+            "function itself"}),
+        _res("x", "5.10.0-32-amd64", "fentry", []),
+        _run("5.10.0-32-amd64", "kprobe"),
+        _res("x", "5.10.0-32-amd64", "kprobe",
+             [_ev("b", "challenge_ack", "challenge-ack", CHALLENGE)]),
+        _res("x", "5.10.0-32-amd64", "tracepoint", []),
+    ]
+    columns, rows, _ = matrix.build(records)
+    (_, _, diffs), = rows
+    assert [(d.what, d.explained) for d in diffs] == [("challenge ACK",
+                                                       "attach mode")]
+    assert diffs[0].text == "; ".join((matrix.CHALLENGE_NOTE,
+                                       matrix.UNHOOKED_CHALLENGE_NOTE))
+    # without the run record saying so, it is not explained
+    columns, rows, _ = matrix.build(records[1:])
+    assert rows[0][2][0].explained is None

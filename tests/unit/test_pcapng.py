@@ -174,6 +174,18 @@ def test_writer_costs_per_event_are_cached_per_diagnosis():
     assert stream.getvalue().count(b"rsttrace: cause=") == 150
 
 
+def test_a_key_absent_is_cached_apart_from_a_key_null():
+    """Recordings of an older rsttrace lack the owner keys; a newer one's
+    have them null (`netns_name=-`): the options cache keeps them apart."""
+    old = {k: v for k, v in RECORDS[0].items() if k != "netns_name"}
+    new = dict(old, netns_name=None)
+    stream = io.BytesIO()
+    writer = PcapngWriter(stream)
+    for r in (new, old, new):
+        writer.event(r)
+    assert stream.getvalue().count(b" netns_name=- ") == 2
+
+
 def test_convert_to_standard_output(tmp_path):
     capture = write_capture(tmp_path / "c.jsonl", RECORDS[:5])
     r = subprocess.run([RSTTRACE, "convert", str(capture), "-w", "-"],

@@ -6,9 +6,9 @@ import pytest
 
 from rsttrace.trace import hooks
 
-from rsttrace.kernel import features, headers
+from rsttrace.kernel import features, headers, modules
 
-from rsttrace.trace import tracer
+from rsttrace.trace import module_watch, tracer
 from rsttrace.errors import RsttraceError
 
 
@@ -101,3 +101,43 @@ def test_owner_probe_when_asked_for_and_there(plain, owners, summary_only,
     assert ("-DOWNERS" in t.cflags()) == want
     assert len(warnings) == (1 if missing and owners and not summary_only
                              else 0)
+
+
+def test_hooks_come_and_go_with_their_modules(monkeypatch):
+    """What trace says as modules load and unload, and when the names of
+    kernel symbols must be looked up again."""
+    t = tracer.Tracer()
+    said = []
+    t.warn = said.append
+    t.placements = [
+        hooks.Placement(hooks.by_key("NF_SEND_RESET"), "nf_send_reset",
+                        module="nf_reject_ipv4", loaded=False),
+        hooks.Placement(hooks.by_key("TCP_RESET"), "tcp_reset"),
+        hooks.Placement(hooks.by_key("NF_SEND_RESET6"), skipped="inlined")]
+    now = [{"x_tables": "0xa"}]
+    monkeypatch.setattr(modules, "instances",
+                        lambda: frozenset(now[0].items()))
+    forgotten = []
+    monkeypatch.setattr(module_watch, "forget_symbols",
+                        lambda: forgotten.append(1))
+    assert not t.check_modules()            # the first look
+    assert not t.refresh_symbols() and said == [] and forgotten == []
+    now[0] = {"x_tables": "0xa", "nf_reject_ipv4": "0xb",
+              "nf_reject_ipv6": "0xc"}
+    assert t.check_modules()
+    assert said == ["hook nf_send_reset attached late: module "
+                    "nf_reject_ipv4 loaded"]
+    assert forgotten == [1]
+    assert t.refresh_symbols() and not t.refresh_symbols()
+    now[0] = {"nf_reject_ipv4": "0xb", "nf_reject_ipv6": "0xc"}
+    assert t.check_modules() and len(said) == 1     # none of its hooks
+    # unloaded and loaded again between two looks: elsewhere now
+    now[0] = {"nf_reject_ipv4": "0xd", "nf_reject_ipv6": "0xc"}
+    assert t.check_modules() and len(said) == 1 and len(forgotten) == 3
+    assert t.refresh_symbols() and not t.refresh_symbols()
+    now[0] = {}
+    assert t.check_modules()
+    assert said[1:] == ["hook nf_send_reset idle: module nf_reject_ipv4 "
+                        "unloaded (hooked again when it loads)"]
+    assert not t.check_modules() and len(said) == 2 and len(forgotten) == 4
+    assert t.refresh_symbols(force=True) and len(forgotten) == 5

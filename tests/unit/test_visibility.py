@@ -4,7 +4,8 @@ from which hooks attached."""
 
 import pytest
 
-from rsttrace.kernel import features
+from btfgen import nf_reject_module_btf
+from rsttrace.kernel import features, modules
 from rsttrace.trace.visibility import BLIND_SPOTS, Visibility, spot_of
 
 OLD_FMT = "field:const void * skbaddr;\nfield:__u16 sport;\n"
@@ -16,11 +17,17 @@ NEW_DROP = OLD_DROP + "field:void * rx_sk;\n"
 
 @pytest.fixture()
 def kernel_with(monkeypatch):
+    """nf_reject: True (nf_send_reset in the kernel), False (its module
+    not in this kernel) or a modules state (where it is); drop: the format
+    of skb:kfree_skb."""
     def make(fmt, nf_reject, drop=OLD_DROP):
+        state = {True: modules.IN_KERNEL, False: modules.ABSENT}.get(
+            nf_reject, nf_reject)
+        module = None if state == modules.IN_KERNEL else "nf_reject_ipv4"
         monkeypatch.setattr(features, "tracepoint_format",
                             lambda c, n: drop if n == "kfree_skb" else fmt)
-        monkeypatch.setattr(features, "function_symbol",
-                            lambda name: name if nf_reject else None)
+        monkeypatch.setattr(modules, "locate", lambda f, hint=None:
+                            modules.Place(f, state, module, f, why="test"))
     return make
 
 
@@ -34,6 +41,17 @@ def test_function_modes_without_the_reject_module(kernel_with):
     kernel_with(OLD_FMT, False)
     assert set(Visibility.here("kprobe", False).blind_spots()) == {"packets"}
     assert Visibility.here("kprobe", True).blind_spots() == {}
+
+
+def test_a_reject_module_loaded_later_is_seen_in_kprobe_mode(kernel_with,
+                                                             monkeypatch):
+    kernel_with(OLD_FMT, modules.NOT_LOADED)
+    btf = nf_reject_module_btf()    # the module file's, with the function
+    monkeypatch.setattr(features, "load_btf", lambda: btf)
+    monkeypatch.setattr(modules, "module_btf", lambda name, base: btf)
+    assert Visibility.here("kprobe", False).blind_spots() == {}
+    # fentry attaches at load time, to what is there then
+    assert set(Visibility.here("fentry", False).blind_spots()) == {"packets"}
 
 
 def test_tracepoint_mode_by_format(kernel_with):
@@ -50,6 +68,7 @@ def test_tracepoint_mode_by_format(kernel_with):
     assert set(Visibility.here("tracepoint", True).blind_spots()) == {
         "challenge_ack"}
     assert "time_wait" in Visibility.here("tracepoint", False).blind_spots()
+
 
 def test_tracepoint_mode_without_its_format_goes_by_version(kernel_with,
                                                            monkeypatch):

@@ -56,9 +56,13 @@ def runs(tmp_path_factory, deb_package):
     for suite, (proc, art, log) in procs.items():
         rc = proc.wait(timeout=3000)
         log.close()
-        results = [json.loads(line) for f in art.glob("scenarios-*.jsonl")
+        records = [json.loads(line) for f in art.glob("scenarios-*.jsonl")
                    for line in f.read_text().splitlines() if line.strip()]
-        out[suite] = (rc, (art / "vm.log").read_text(), results)
+        # the tracer's own record first (lab.run.run_record), then one
+        # per scenario
+        results = [r for r in records if "scenario" in r]
+        out[suite] = (rc, (art / "vm.log").read_text(), results,
+                      [r["run"] for r in records if "run" in r])
         if keep:
             os.makedirs(keep, exist_ok=True)
             subprocess.run(["cp", "-r", "%s/." % art, keep], check=True)
@@ -69,7 +73,7 @@ def runs(tmp_path_factory, deb_package):
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_guest_suite_passes(runs, suite):
-    rc, log, _ = runs[suite]
+    rc, log, _, _ = runs[suite]
     assert rc == 0, "%s guest suite failed:\n%s" % (suite, log[-6000:])
     assert re.search(r"\d+ passed", log), log[-3000:]
     assert not re.search(r"\d+ (failed|skipped|error)", log), log[-3000:]
@@ -77,16 +81,18 @@ def test_guest_suite_passes(runs, suite):
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_kprobe_mode_sees_every_rst_function(runs, suite):
-    _, log, results = runs[suite]
+    _, log, results, run = runs[suite]
     assert results, "no scenario results came back:\n" + log[-3000:]
     assert {r["mode"] for r in results} == {"kprobe"}
+    # every hook placed, nf_send_reset(6) too, whose module loads later
+    assert [(r["error"], r["not_hooked"]) for r in run] == [(None, {})]
     hooks = {e["hook"] for r in results for e in r["events"]}
     assert RST_FUNCTIONS <= hooks, "not seen: %s" % (RST_FUNCTIONS - hooks)
 
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_guest_shows_challenge_acks_reject_and_overflow(runs, suite):
-    _, _, results = runs[suite]
+    _, _, results, _ = runs[suite]
     by = {r["scenario"]: r for r in results}
     for name in ("challenge-ack-rst", "challenge-ack-syn"):
         kinds = {(e["side"], e["kind"], e["hook"]) for e in by[name]["events"]}
@@ -97,8 +103,8 @@ def test_guest_shows_challenge_acks_reject_and_overflow(runs, suite):
     assert reject
     # nf_reject_ipv4 is loaded by the REJECT rule, after the tracer started:
     # its frames must still be named (symbols reloaded when modules change)
-    assert {"nf_send_reset", "nft_reject_inet_eval"} & {
-        f.split(".")[0] for e in reject for f in e["stack"]}, reject[0]["stack"]
+    assert [f.split(".")[0] for f in reject[0]["stack"][:2]] == [
+        "nf_send_reset", "nft_reject_inet_eval"], reject[0]["stack"]
     abort = by["accept-overflow-abort"]["counters"]["b"]
     assert abort.get("TcpExt:EmbryonicRsts") == 1
     assert abort.get("TcpExt:ListenOverflows", 0) >= 1
@@ -115,13 +121,47 @@ def test_guest_shows_challenge_acks_reject_and_overflow(runs, suite):
 
 
 @pytest.mark.parametrize("suite", SUITES)
+def test_reject_modules_are_hooked_as_they_load(runs, suite):
+    """REJECT rules added while tracing, the first to need nf_reject_ipv4
+    and nf_reject_ipv6 (iptables, ip6tables, then nft inet, IPv4 and IPv6):
+    every RST is firewall-reject, seen by the kprobe on the module's
+    function from the first packet on (not only by the packet hook), and
+    the tracer says the hooks attached late; the rules removed, the
+    modules unload while tracing, and the scenarios after it load them
+    again and are seen the same way."""
+    _, log, results, _ = runs[suite]
+    by = {r["scenario"]: r for r in results}
+    late = by["firewall-reject-late"]
+    assert late["ok"], late["verdict"]
+    sent = [e for e in late["events"] if e["side"] == "b"]
+    assert sorted(e["hook"] for e in sent) == [
+        "nf_send_reset", "nf_send_reset", "nf_send_reset6", "nf_send_reset6"]
+    for e in sent:
+        assert e["cause"] == "firewall-reject"
+        assert e["stack"][0].split(".")[0] == e["hook"], e["stack"]
+    assert len([e for e in late["events"] if e["side"] == "a" and
+                e["cause"] == "reset-received"]) == 4
+    said = late["messages"]
+    versions = (("", "4"), ("6", "6"))
+    came = [said.index("hook nf_send_reset%s attached late: module "
+                       "nf_reject_ipv%s loaded" % v) for v in versions]
+    went = [said.index("hook nf_send_reset%s idle: module nf_reject_ipv%s "
+                       "unloaded (hooked again when it loads)" % v)
+            for v in versions]
+    assert max(came) < min(went), said
+    for name, hook in (("firewall-reject", "nf_send_reset"),
+                       ("firewall-reject-ipv6", "nf_send_reset6"),
+                       ("conntrack-invalid", "nf_send_reset")):
+        assert by[name]["ok"], by[name]["verdict"]
+        assert [e["hook"] for e in by[name]["events"]
+                if e["side"] == "b"] == [hook], name
 def test_per_event_tests_ran_in_every_mode(runs, suite):
     """The per-event tests ran, and passed, in kprobe, fentry and tracepoint
     mode and through the perf buffer: a stock Debian kernel offers them all
     (scripts/vm-suite sets RSTTRACE_TEST_MODES, so a missing mode fails
     there instead of leaving its tests out)."""
     import provoke
-    _, log, _ = runs[suite]
+    _, log, _, _ = runs[suite]
     causes = len(provoke.cases(4)) + len(provoke.cases(6))   # 13 each
     for param in ("kprobe", "fentry", "tracepoint", "tracepoint-perf"):
         passed = re.findall(r"^PASSED tests/integration/test_trace_events\.py"
