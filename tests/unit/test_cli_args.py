@@ -1,19 +1,19 @@
 """Argument checks that fail before anything is loaded (no root needed)."""
 
-from click.testing import CliRunner
 
+from cli_runner import cli_runner
 from rsttrace.cli import main
 
 
 def _run(*args):
-    return CliRunner().invoke(main, list(args))
+    return cli_runner().invoke(main, list(args))
 
 
 def test_duration_must_be_positive():
     for bad in ("0", "-1"):
         r = _run("trace", "--duration", bad)
         assert r.exit_code == 2
-        assert "must be above 0" in r.output
+        assert "must be above 0" in r.stderr
 
 
 def test_version():
@@ -31,8 +31,8 @@ def test_matrix_bad_file_one_line_error(tmp_path):
     f.write_text("not json\n")
     r = _run("matrix", str(f))
     assert r.exit_code == 1
-    assert r.output.startswith("rsttrace: error: ")
-    assert len(r.output.strip().splitlines()) == 1
+    assert r.stderr.startswith("rsttrace: error: ")
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_rotation_options_need_each_other():

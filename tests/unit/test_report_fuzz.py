@@ -13,11 +13,11 @@ import os
 import re
 import tempfile
 
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import reliability
+from cli_runner import cli_runner
 from rsttrace.cli import main
 from rsttrace.trace.decode import FIELDS
 
@@ -51,7 +51,7 @@ def report(files):
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
-        res = CliRunner().invoke(main, ["report", os.path.join(
+        res = cli_runner().invoke(main, ["report", os.path.join(
             d, next(iter(files)))])
     assert res.exception is None or isinstance(res.exception, SystemExit), \
         repr(res.exception)

@@ -5,8 +5,8 @@ than as a UnicodeEncodeError traceback."""
 import json
 import os
 
-from click.testing import CliRunner
 
+from cli_runner import cli_runner
 from rsttrace.cli import main
 
 RECORDING = os.path.join(os.path.dirname(os.path.dirname(
@@ -20,6 +20,6 @@ def test_a_lone_surrogate_is_printed_escaped(tmp_path):
     capture = tmp_path / "capture.jsonl"
     capture.write_text(json.dumps(rec) + "\n")
     for args in ([], ["--json"]):
-        res = CliRunner().invoke(main, ["report"] + args + [str(capture)])
+        res = cli_runner().invoke(main, ["report"] + args + [str(capture)])
         assert res.exit_code == 0, res.exception
         assert "\\ud800x" in res.stdout

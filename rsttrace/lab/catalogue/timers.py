@@ -38,6 +38,30 @@ def _keepalive_vanished(pair):
 
 
 MAX_ORPHANS = "/proc/sys/net/ipv4/tcp_max_orphans"
+SOCKSTAT = "/proc/net/sockstat"
+
+
+def _orphan_count():
+    """The host's orphaned TCP sockets, every namespace's: /proc/net/sockstat
+    (tcp_orphan_count_sum(), the exact sum, not tcp_check_oom()'s cache)."""
+    with open(SOCKSTAT) as f:
+        for line in f:
+            words = line.split()
+            if words and words[0] == "TCP:" and "orphan" in words:
+                return int(words[words.index("orphan") + 1])
+    return 0
+
+
+def _wait_for_orphans(n, timeout=5.0):
+    """Until the host has n orphans (a slow guest takes a while to close
+    them all); a clear error if it never does."""
+    deadline = time.monotonic() + timeout
+    while _orphan_count() < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError("memory-pressure: the host has %d orphaned "
+                               "TCP sockets after %g s, %d wanted"
+                               % (_orphan_count(), timeout, n))
+        time.sleep(0.05)
 
 
 def _orphans(pair, n):
@@ -73,6 +97,8 @@ def _memory_pressure(pair):
     # tcp_max_orphans exists only in the initial network namespace and
     # counts the orphans of every namespace.
     _orphans(pair, 64)
+    _wait_for_orphans(64)
+    # then tcp_orphan_cache catches up (refreshed every 100 ms)
     time.sleep(0.3)
     cli, srv = traffic.connected(pair, 4)
     with open(MAX_ORPHANS) as f:
