@@ -8,7 +8,7 @@ import click
 from tabulate import tabulate
 
 from rsttrace.errors import RsttraceError
-from rsttrace.kernel import features
+from rsttrace.kernel import features, headers
 from rsttrace.trace import hooks
 from rsttrace.trace.visibility import Visibility
 
@@ -47,12 +47,24 @@ def _show(v):
             "unknown (run as root)" if v is None else v)
 
 
+def headers_note(tree):
+    if tree is None:
+        return ("bcc falls back on %s" % headers.KHEADERS
+                if headers.kheaders_possible() else
+                "install linux-headers-%s or the generic linux-headers "
+                "package" % features.release())
+    where = {"env": "from %s" % headers.ENV, "modules": "",
+             "generic": "found in /usr/src"}[tree.origin]
+    whose = ("this kernel's own" if tree.matches(features.release()) else
+             "another kernel's: serve bcc's includes only")
+    return "; ".join(filter(None, (whose, where)))
+
+
 def checks():
     """[(check, value, note)] for this machine, asked of the kernel."""
     kbtf = features.load_btf()
     root = os.geteuid() == 0
-    hdr = features.headers_dir()
-    match = features.headers_match(hdr)
+    tree = headers.find()
     bcc = features.bcc_version()
     tfs = features.tracefs()
     ringbuf = features.ringbuf_supported()
@@ -62,9 +74,7 @@ def checks():
         ("BTF", kbtf is not None,
          "/sys/kernel/btf/vmlinux: struct offsets read from it"
          if kbtf is not None else "offsets need matching headers"),
-        ("headers", hdr or False,
-         "" if not hdr else "this kernel's own" if match else
-         "another kernel's: serve bcc's includes only"),
+        ("headers", tree.build if tree else False, headers_note(tree)),
         ("bcc", bcc or False,
          "" if bcc else "install python3-bpfcc (scripts/setup)"),
         ("tracefs", tfs or False,

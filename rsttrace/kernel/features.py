@@ -251,33 +251,6 @@ def _measure_hz():
     return min((100, 250, 300, 1000), key=lambda h: abs(h - rate))
 
 
-def headers_dir():
-    """The kernel build tree bcc compiles against, or None."""
-    for path in ("/lib/modules/%s/build" % release(),
-                 "/lib/modules/%s/source" % release()):
-        if os.path.isdir(os.path.join(path, "include")):
-            return os.path.realpath(path)
-    return None
-
-
-def headers_match(path=None):
-    """True when the header tree is this kernel's own (its release string
-    matches), False for a borrowed tree, None without headers."""
-    path = path or headers_dir()
-    if not path:
-        return None
-    # UTS_RELEASE is what uname -r says; Debian's include/config/
-    # kernel.release holds the upstream version (6.1.192) instead.
-    for rel in ("include/generated/utsrelease.h",
-                "include/config/kernel.release"):
-        try:
-            with open(os.path.join(path, rel)) as f:
-                return release() in f.read()
-        except OSError:
-            continue
-    return os.path.basename(path.rstrip("/")) == "linux-headers-" + release()
-
-
 def bcc_version():
     try:
         import bcc  # noqa: F401

@@ -13,16 +13,16 @@ import sys
 
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
-from rsttrace.kernel import features, offsets
+from rsttrace.kernel import features, headers, offsets
 from rsttrace.trace import hooks, module_probes
 from rsttrace.trace.module_watch import ModuleWatch
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BPF_DIR = os.path.join(_PACKAGE, "bpf")
-if not os.path.isdir(BPF_DIR):  # running from a source checkout
-    BPF_DIR = os.path.join(os.path.dirname(_PACKAGE), "bpf")
+# rsttrace/bpf: in the tree a link to bpf/, in an installed package (wheel,
+# .deb) the sources themselves (setup.cfg: package_data)
+BPF_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "bpf")
 BPF_SOURCE = os.path.join(BPF_DIR, "rsttrace.bpf.c")
 
 STACK_ENTRIES = 16384
@@ -109,6 +109,7 @@ class Tracer:
         self.mode = None
         self.placements = []
         self.kbtf = None
+        self.headers = None
         self.ringbuf = False
         self.perf_lost = 0
         self.module_probes = None   # kprobes on module functions
@@ -123,12 +124,8 @@ class Tracer:
         import_bcc()
         features.tracefs(mount=True)
         self.kbtf = features.load_btf()
-        if self.kbtf is None and not features.headers_match():
-            raise RsttraceError(
-                "this kernel has no BTF (/sys/kernel/btf/vmlinux) and no "
-                "matching headers, so rsttrace cannot know its struct layout",
-                "install linux-headers-%s, or use a kernel built with "
-                "CONFIG_DEBUG_INFO_BTF=y" % features.release())
+        self.headers = headers.required(self.kbtf is not None,
+                                        features.release())
         if self.requested_mode in (None, "auto"):
             self.mode = hooks.auto_mode()
         else:
@@ -173,6 +170,8 @@ class Tracer:
         if self.owners:
             flags += ["-DOWNERS", "-DOWNER_ENTRIES=%d" % OWNER_ENTRIES]
         flags += offsets.cflags(self.kbtf)
+        if self.headers is not None:
+            flags += self.headers.cflags()
         for p in self.placements:
             flags += p.cflags()
         flags += self.filters.cflags()
@@ -194,7 +193,8 @@ class Tracer:
         try:
             with open(BPF_SOURCE) as f:
                 source = self.filters.pcap_c + f.read()
-            self.bpf = bcc.BPF(text=source.encode(), cflags=self.cflags())
+            with headers.compiling_with(self.headers):
+                self.bpf = bcc.BPF(text=source.encode(), cflags=self.cflags())
         except Exception as e:
             raise RsttraceError("the BPF program did not compile or load (%s)"
                                 % str(e).strip().splitlines()[-1],

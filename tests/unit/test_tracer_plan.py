@@ -6,10 +6,19 @@ import pytest
 
 from rsttrace.trace import hooks
 
-from rsttrace.kernel import features, modules
+from rsttrace.kernel import features, headers, modules
 
 from rsttrace.trace import module_watch, tracer
 from rsttrace.errors import RsttraceError
+
+
+class OwnHeaders(headers.Tree):
+    """The running kernel's own header tree."""
+    def matches(self, release):
+        return True
+
+
+OWN = OwnHeaders("/lib/modules/x/build", "/lib/modules/x/build", "modules")
 
 
 @pytest.fixture()
@@ -20,19 +29,26 @@ def plain(monkeypatch):
     return monkeypatch
 
 
-def test_no_btf_and_no_matching_headers(plain):
-    plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: False)
+@pytest.mark.parametrize("btf,expected", [
+    (None, "no BTF"),                       # offsets need own headers
+    (object(), "no kernel headers for bcc"),  # bcc's includes need a tree
+])
+def test_no_headers(plain, btf, expected):
+    """No header tree anywhere (nor kheaders): one line that names the
+    package to install."""
+    plain.setattr(features, "load_btf", lambda: btf)
+    plain.setattr(headers, "find", lambda: None)
+    plain.setattr(headers, "kheaders_possible", lambda: False)
     with pytest.raises(RsttraceError) as e:
         tracer.Tracer().plan()
     msg = str(e.value)
-    assert "no BTF" in msg and "linux-headers-" in msg
+    assert expected in msg and "linux-headers-" in msg
     assert "\n" not in msg
 
 
 def test_no_hook_exists(plain):
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(headers, "find", lambda: OWN)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
     plain.setattr(features, "tracepoint_exists", lambda c, n: False)
     with pytest.raises(RsttraceError) as e:
@@ -42,7 +58,7 @@ def test_no_hook_exists(plain):
 
 def test_without_btf_offsets_come_from_headers(plain):
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(headers, "find", lambda: OWN)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
     plain.setattr(features, "tracepoint_exists", lambda c, n: True)
     plain.setattr(features, "ringbuf_supported", lambda: False)
@@ -74,7 +90,7 @@ def test_owner_probe_when_asked_for_and_there(plain, owners, summary_only,
     --no-owner or --summary-only says otherwise or the kernel lacks it
     (then with one warning)."""
     plain.setattr(features, "load_btf", lambda: None)
-    plain.setattr(features, "headers_match", lambda path=None: True)
+    plain.setattr(headers, "find", lambda: OWN)
     plain.setattr(hooks, "auto_mode", lambda: "tracepoint")
     plain.setattr(features, "tracepoint_exists",
                   lambda c, n: not (missing and c == "sock"))

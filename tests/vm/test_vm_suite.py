@@ -2,7 +2,9 @@
 under qemu: bookworm (6.1) and the newest kernel Debian ships (sid). There
 rsttrace runs in kprobe mode on all the RST functions, which this host's
 kernel cannot show. Both guests boot at once (one core each); the guest's
-scenario results come back as artifacts and are checked here too."""
+scenario results come back as artifacts and are checked here too. In the
+same boot, last, the Debian package built by scripts/build-deb is
+installed, used and removed as a user would (scripts/vm-deb-check)."""
 
 import json
 import os
@@ -21,8 +23,16 @@ RST_FUNCTIONS = {"tcp_v4_send_reset", "tcp_v6_send_reset",
                  "tcp_send_challenge_ack"}
 
 
+# scripts/vm-deb-check's checks, in order
+DEB_CHECKS = ("no rsttrace before the install", "purged ",
+              "brought back", "/usr/bin/rsttrace runs the package's",
+              "rsttrace doctor: kprobe mode", "trace --json saw the RST",
+              "bash completion", "apt-get remove: every file",
+              "purge: no BPF program left")
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, deb_package):
     # Both images at once (debootstrap and apt wait on the network), then
     # both guests at once.
     builds = {suite: subprocess.Popen(
@@ -39,7 +49,8 @@ def runs(tmp_path_factory):
         log = open(art / "vm.log", "w")
         procs[suite] = (subprocess.Popen(
             [os.path.join(ROOT, "scripts", "vm"), "--timeout", "2400",
-             "--artifacts", str(art), suite, "--", "scripts/vm-suite"],
+             "--artifacts", str(art), "--put", deb_package[0], suite, "--",
+             "scripts/vm-suite"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), art, log)
     out = {}
     for suite, (proc, art, log) in procs.items():
@@ -159,3 +170,20 @@ def test_per_event_tests_ran_in_every_mode(runs, suite):
         assert len(passed) == causes, (param, passed, log[-3000:])
     assert re.search(r"^PASSED tests/integration/test_trace_events\.py::"
                      r"test_rsttrace_agrees_on_the_modes$", log, re.M)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_the_debian_package_installs_works_and_leaves_nothing(runs, suite):
+    """apt-get install ./rsttrace_*.deb on the guest with rsttrace's Python
+    dependencies purged and the tree hidden, doctor, a trace that sees a
+    provoked RST, completion, remove and purge (scripts/vm-deb-check)."""
+    _, log, _ = runs[suite]
+    lines = [line for line in log.splitlines() if line.startswith("ok: ")]
+    checks = [line for line in lines
+              if any(c in line for c in DEB_CHECKS)]
+    assert len(checks) == len(DEB_CHECKS), (checks, log[-5000:])
+    for check, line in zip(DEB_CHECKS, checks):
+        assert check in line, (check, checks)
+    for dep in ("python3-bpfcc", "python3-pyroute2", "python3-click",
+                "python3-tabulate", "python3-prometheus-client"):
+        assert dep in checks[1], (dep, checks[1])
