@@ -155,6 +155,9 @@ def test_reject_modules_are_hooked_as_they_load(runs, suite):
         assert by[name]["ok"], by[name]["verdict"]
         assert [e["hook"] for e in by[name]["events"]
                 if e["side"] == "b"] == [hook], name
+
+
+@pytest.mark.parametrize("suite", SUITES)
 def test_per_event_tests_ran_in_every_mode(runs, suite):
     """The per-event tests ran, and passed, in kprobe, fentry and tracepoint
     mode and through the perf buffer: a stock Debian kernel offers them all
@@ -177,7 +180,7 @@ def test_the_debian_package_installs_works_and_leaves_nothing(runs, suite):
     """apt-get install ./rsttrace_*.deb on the guest with rsttrace's Python
     dependencies purged and the tree hidden, doctor, a trace that sees a
     provoked RST, completion, remove and purge (scripts/vm-deb-check)."""
-    _, log, _ = runs[suite]
+    _, log, _, _ = runs[suite]
     lines = [line for line in log.splitlines() if line.startswith("ok: ")]
     checks = [line for line in lines
               if any(c in line for c in DEB_CHECKS)]
