@@ -34,7 +34,9 @@ sys.path.insert(0, HERE)
 
 from rsttrace import abi, attribution, facts  # noqa: E402
 from rsttrace.output import pcapng, wire_header, writers  # noqa: E402
+from rsttrace.output.outfile import OutputFile  # noqa: E402
 from rsttrace.trace import decode, hooks, session  # noqa: E402
+from rsttrace.trace.tracer import Tracer  # noqa: E402
 
 NOISE = 0.05          # a cache must save more than this on some workload
 RECORDINGS = os.path.join(HERE, "tests", "data", "events-*.jsonl")
@@ -104,17 +106,9 @@ class Kernel:
         self.table[self.table.Key(key)] = leaf
         return key
 
-    def stack(self, key):
-        """Tracer.stack: addresses of a stack, innermost first."""
-        try:
-            leaf = self.table[self.table.Key(key)]
-        except KeyError:
-            return None
-        return [ip for ip in leaf.ip if ip]
-
-    def ksym(self, addr):
-        """Tracer.ksym."""
-        return self.bpf.ksym(addr).decode("ascii", "replace")
+    # the tracer's own reads of its stack table and of kernel symbols
+    stack = Tracer.stack
+    ksym = Tracer.ksym
 
 
 def decode_name(frame):
@@ -421,8 +415,10 @@ def main():
     cols, base, again, rows = measure(records, args.events, args.rounds)
     text = render(cols, base, again, rows, args.events, args.rounds,
                   time.monotonic() - start)
-    with open(args.output, "w") as f:
-        f.write(text)
+    # written as root: refuses a link another user planted (OutputFile)
+    out = OutputFile(args.output)
+    out.open().write(text)
+    out.commit()
     sys.stdout.write(text)
     return 0
 
