@@ -14,7 +14,7 @@ import sys
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
 from rsttrace.kernel import features, offsets
-from rsttrace.trace import hooks
+from rsttrace.trace import hooks, ringbuf
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
 
@@ -28,6 +28,14 @@ STACK_ENTRIES = 16384
 RINGBUF_PAGES = 1024         # 4 MiB, shared by all CPUs
 PERF_PAGES = 256             # per CPU, where there is no ring buffer
 AGG_ENTRIES = 16384          # distinct keys in summary mode
+
+
+def wake_every(pages):
+    """Events a CPU writes between two wakeups of the reader: all CPUs
+    together then fill at most a quarter of a buffer of `pages` before the
+    reader is woken (bpf/rsttrace.bpf.c, BPF_RB_NO_WAKEUP)."""
+    records = pages * 4096 // ringbuf.RECORD_SIZE
+    return max(1, records // (4 * os.cpu_count()))
 
 
 def import_bcc():
@@ -52,12 +60,15 @@ class Tracer:
     """The BPF side of rsttrace, for one attach mode and one filter set."""
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
-                 buffer_pages=None, summary_only=False):
+                 buffer_pages=None, summary_only=False, defines=()):
         self.requested_mode = mode
         self.summary_only = summary_only
         self.buffer_pages = buffer_pages
         self.packets = packets
         self.filters = filters or Filters()
+        # more -D macros, for tests and benchmarks: STACK_MEMO_CHECK,
+        # NO_STACK_MEMO (bpf/rsttrace.bpf.c, stack_key())
+        self.defines = tuple(defines)
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
                                                file=sys.stderr))
         self.bpf = None
@@ -65,6 +76,7 @@ class Tracer:
         self.placements = []
         self.kbtf = None
         self.ringbuf = False
+        self.reader = None          # ringbuf.RingReader, where it applies
         self.perf_lost = 0
 
     # -- planning (no BPF loaded yet) --------------------------------------
@@ -106,14 +118,16 @@ class Tracer:
                  "-DSTACK_ENTRIES=%d" % STACK_ENTRIES,
                  "-Wno-macro-redefined"]
         if self.ringbuf:
-            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
-                      % (self.buffer_pages or RINGBUF_PAGES)]
+            pages = self.buffer_pages or RINGBUF_PAGES
+            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d" % pages,
+                      "-DWAKE_EVERY=%d" % wake_every(pages)]
         if self.summary_only:
             flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % AGG_ENTRIES]
         flags += offsets.cflags(self.kbtf)
         for p in self.placements:
             flags += p.cflags()
         flags += self.filters.cflags()
+        flags += ["-D" + d for d in self.defines]
         return flags
 
     # -- loading -----------------------------------------------------------
@@ -177,6 +191,7 @@ class Tracer:
                 "rsttrace/abi.py" % (size, abi.RAW_SIZE),
                 "change abi.RAW_FIELDS with the header")
         unpack = abi.unpack
+        self._on_event = on_event
 
         def callback(_ctx_or_cpu, data, size):
             # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size).
@@ -184,7 +199,9 @@ class Tracer:
             return on_event(unpack(data, size))
 
         if self.ringbuf:
-            events.open_ring_buffer(callback)
+            self.reader = ringbuf.open_reader(events)
+            if self.reader is None:
+                events.open_ring_buffer(callback)
         else:
             def lost(count):
                 self.perf_lost += count
@@ -213,14 +230,23 @@ class Tracer:
         return Visibility.here(self.mode, self.packets)
 
     def poll(self, timeout_ms=100):
-        if self.ringbuf:
+        """Wait up to timeout_ms for the kernel's wakeup, then deliver what
+        the buffers hold (the kernel wakes the reader only now and then:
+        bpf/rsttrace.bpf.c, WAKE_EVERY)."""
+        if self.reader is not None:
+            self.reader.wait(timeout_ms)
+            self.reader.consume(self._on_event, abi.unpack_from)
+        elif self.ringbuf:
             self.bpf.ring_buffer_poll(timeout_ms)
+            self.bpf.ring_buffer_consume()
         else:
             self.bpf.perf_buffer_poll(timeout_ms)
 
     def drain(self):
         """Deliver whatever is already in the buffers, without waiting."""
-        if self.ringbuf:
+        if self.reader is not None:
+            self.reader.consume(self._on_event, abi.unpack_from)
+        elif self.ringbuf:
             self.bpf.ring_buffer_consume()
         else:
             self.bpf.perf_buffer_poll(0)
@@ -228,10 +254,13 @@ class Tracer:
     def counts(self):
         """(matched, lost): events that passed the filters in the kernel,
         and of those the ones the buffer had no room for."""
+        matched, lost = self.counter(abi.COUNT_MATCHED, abi.COUNT_LOST)
+        return matched, lost + self.perf_lost
+
+    def counter(self, *slots):
+        """The kernel's counts (abi.COUNT_*), summed over the CPUs."""
         table = self.bpf[b"counts"]
-        matched = sum(table[table.Key(0)])
-        lost = sum(table[table.Key(1)]) + self.perf_lost
-        return matched, lost
+        return [sum(table[table.Key(s)]) for s in slots]
 
     def stack(self, stack_key):
         """Kernel addresses of a stack, innermost first; None when the
@@ -286,6 +315,9 @@ class Tracer:
             bpf.detach_kfunc(fn)
 
     def close(self):
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         if self.bpf is not None:
             try:
                 self.bpf.cleanup()
