@@ -6,19 +6,22 @@ key once per refresh, however many RSTs it stands for.
 """
 
 from rsttrace import abi
-from rsttrace.attribution import attribute
-from rsttrace.facts import Facts
 from rsttrace.output.summary import Summary
 
 
+def key_shape(key, decoder):
+    """The decoder's Shape (rsttrace.trace.decode) of the events one `agg`
+    map key (struct agg_key) counts."""
+    return decoder.shape(key.kind, key.hook, key.state, key.reason,
+                         key.family, key.seg_flags if key.facts &
+                         abi.FACT_PACKET else None, key.facts,
+                         key.stack_key)[0]
+
+
 def key_facts(key, decoder):
-    """(Facts, hook name, family) of one `agg` map key (struct agg_key)."""
-    kind, hook, state, reason = decoder.names(key.kind, key.hook, key.state,
-                                              key.reason)
-    frames, own, _ = decoder.stack(key.stack_key, hook)
-    facts = Facts.of_bits(kind, hook, state, reason,
-                          abi.tcp_flag_set(key.seg_flags), key.facts, own)
-    return facts, frames, key.family or None
+    """(Facts, frames, family) of one `agg` map key."""
+    shape = key_shape(key, decoder)
+    return shape.facts, shape.stack, shape.family
 
 
 class KernelSummary:
@@ -32,10 +35,9 @@ class KernelSummary:
         """A Summary of everything counted so far."""
         out = Summary()
         for key, value in self.tracer.bpf[b"agg"].items():
-            facts, frames, family = key_facts(key, self.decoder)
-            out.add({"cause": attribute(facts)[0], "kind": facts.kind,
-                     "hook": facts.hook, "state": facts.state,
-                     "reason": facts.reason, "family": family,
-                     "stack": frames}, value.value)
+            s = key_shape(key, self.decoder)
+            out.add({"cause": s.cause, "kind": s.kind, "hook": s.hook,
+                     "state": s.state, "reason": s.reason,
+                     "family": s.family, "stack": s.stack}, value.value)
         out.kernel_events, out.lost = self.tracer.counts()
         return out

@@ -48,7 +48,8 @@ class Session:
         tp_format = features.tracepoint_format("tcp", "tcp_send_reset")
         self.decoder = Decoder(ReasonNames.for_kernel(kbtf, tp_format),
                                features.hz(), self.tracer.stack,
-                               self.tracer.ksym, self.tracer.refresh_symbols)
+                               self.tracer.ksym, self.tracer.refresh_symbols,
+                               attribute)
         return self
 
     def _raw(self, ev):
@@ -79,8 +80,7 @@ class Session:
     def _record(self, ev):
         if self.count is not None and self.seen >= self.count:
             return
-        record, facts = self.decoder.decode(ev)
-        record["cause"], record["explanation"] = attribute(facts)
+        record = self.decoder.record(ev)      # with its cause
         self.seen += 1
         if self.summary is not None:
             self.summary.add(record)

@@ -77,6 +77,7 @@ def test_json_shared_stack_list_encoded_correctly():
     w.event(record(stack=shared, sport=1))
     w.event(record(stack=["tcp_send_active_reset"]))
     w.event(record(stack=list(shared) + ["x"]))
+    w.flush()
     stacks = [json.loads(line)["stack"] for line in s.lines()]
     assert stacks == [shared, shared, ["tcp_send_active_reset"],
                       shared + ["x"]]
@@ -88,6 +89,7 @@ def test_json_record_without_stack():
     r = record()
     del r["stack"]
     w.event(r)
+    w.flush()
     assert json.loads(s.getvalue()) == r
 
 
@@ -95,9 +97,22 @@ def test_json_no_event_flush_until_asked():
     s = Stream()
     w = JsonWriter(s)
     w.event(record())
-    assert s.flushes == 0
+    assert s.flushes == 0 and s.getvalue() == ""
     w.flush()
-    assert s.flushes == 1
+    assert s.flushes == 1 and s.getvalue().count("\n") == 1
+
+
+def test_json_lines_written_in_batches():
+    s = Stream()
+    w = JsonWriter(s)
+    for i in range(JsonWriter.LINES_HELD * 2 + 1):
+        w.event(record(sport=i))
+    assert s.flushes == 0
+    assert s.getvalue().count("\n") == JsonWriter.LINES_HELD * 2
+    w.lost(3, 3)                # in order, after the events held
+    lines = s.lines()
+    assert [json.loads(l).get("sport") for l in lines[-2:]] == [
+        JsonWriter.LINES_HELD * 2, None]
 
 
 def test_json_lost():
@@ -328,6 +343,7 @@ def test_json_lines_are_exactly_json_dumps():
             record(), record(linger=0.5, seq=None)]
     for r in recs:
         w.event(r)
+    w.flush()
     want = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs)
     assert s.getvalue() == want
 
@@ -337,4 +353,5 @@ def test_json_same_explanation_other_stack():
     w = JsonWriter(s)
     w.event(record(stack=["a"]))
     w.event(record(stack=["b"]))
+    w.flush()
     assert [json.loads(l)["stack"] for l in s.lines()] == [["a"], ["b"]]
