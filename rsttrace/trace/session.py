@@ -40,7 +40,8 @@ class Session:
         self.on_tick = None          # called about once a second
         self.before_close = None     # called after the last drain
         self.failed = None           # what _raw raised, raised again later
-        self._poll_until = None      # while run() polls: when to return
+        self._polling = False        # run() polls (drains run to the end)
+        self._poll_until = None      # when the poll in progress returns
 
     def start(self):
         self.tracer.start(self._raw)
@@ -66,10 +67,14 @@ class Session:
                 self.failed = e
         if self.failed is not None:
             return STOP
-        if self._poll_until is not None and (
-                self.stopping or time.monotonic() >= self._poll_until or
-                (self.count is not None and self.seen >= self.count)):
-            return STOP
+        if self._polling:
+            # the budget starts with the first event, not with the wait
+            now = time.monotonic()
+            if self._poll_until is None:
+                self._poll_until = now + POLL_BUDGET_S
+            if self.stopping or now >= self._poll_until or (
+                    self.count is not None and self.seen >= self.count):
+                return STOP
         return 0
 
     def _raise_failure(self):
@@ -120,11 +125,11 @@ class Session:
         next_tick = time.monotonic() + 1
         try:
             while not self.stopping:
-                self._poll_until = time.monotonic() + POLL_BUDGET_S
+                self._polling, self._poll_until = True, None
                 try:
                     self.tracer.poll(100)
                 finally:
-                    self._poll_until = None     # drains run to the end
+                    self._polling = False       # drains run to the end
                 self._raise_failure()
                 self.check_lost()
                 if self.writer is not None:

@@ -230,15 +230,19 @@ class Tracer:
         return Visibility.here(self.mode, self.packets)
 
     def poll(self, timeout_ms=100):
-        """Wait up to timeout_ms for the kernel's wakeup, then deliver what
-        the buffers hold (the kernel wakes the reader only now and then:
-        bpf/rsttrace.bpf.c, WAKE_EVERY)."""
+        """Deliver what the buffers hold; when they hold nothing, wait up to
+        timeout_ms for the kernel's wakeup first (the kernel wakes the ring
+        buffer's reader only now and then: bpf/rsttrace.bpf.c,
+        WAKE_EVERY)."""
         if self.reader is not None:
-            self.reader.wait(timeout_ms)
+            if not self.reader.pending():
+                self.reader.wait(timeout_ms)
             self.reader.consume(self._on_event, abi.unpack_from)
         elif self.ringbuf:
-            self.bpf.ring_buffer_poll(timeout_ms)
-            self.bpf.ring_buffer_consume()
+            from bcc.libbcc import lib
+            # not bcc's ring_buffer_consume(), which drops the count
+            if not lib.bpf_consume_ringbuf(self.bpf._ringbuf_manager):
+                self.bpf.ring_buffer_poll(timeout_ms)
         else:
             self.bpf.perf_buffer_poll(timeout_ms)
 
