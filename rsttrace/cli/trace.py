@@ -132,6 +132,7 @@ def _stream(tracer, stream, opts, filt):
     session = Session(tracer, writer, summary=opts["summary"],
                       count=opts["count"], duration=opts["duration"])
     session.start()
+    session.catch_signals()
     _started(tracer, filt, "tracing")
     session.run()
 
@@ -151,5 +152,6 @@ def _summary_only(tracer, stream, opts, filt):
     if stream.isatty() and not opts["as_json"]:
         session.on_tick = redraw
     session.before_close = lambda: writer.summary(counted.summary())
+    session.catch_signals()
     _started(tracer, filt, "counting in the kernel")
     session.run()

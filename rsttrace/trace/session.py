@@ -42,6 +42,7 @@ class Session:
         self.failed = None           # what _raw raised, raised again later
         self._polling = False        # run() polls (drains run to the end)
         self._poll_until = None      # when the poll in progress returns
+        self._old_handlers = None    # while catch_signals() holds them
 
     def start(self):
         self.tracer.start(self._raw)
@@ -116,10 +117,23 @@ class Session:
     def _stop(self, signum, frame):
         self.stopping = True
 
+    def catch_signals(self):
+        """From now on SIGINT and SIGTERM end the session cleanly (once
+        run() gets to it) instead of interrupting it; run() puts the old
+        handlers back. The CLI calls this before it says it is tracing,
+        so that a Ctrl-C right after that still ends with the summary."""
+        if self._old_handlers is None:
+            self._old_handlers = {s: signal.signal(s, self._stop)
+                                  for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _release_signals(self):
+        for s, h in (self._old_handlers or {}).items():
+            signal.signal(s, h)
+        self._old_handlers = None
+
     def run(self):
         """Poll until duration, count or a signal; then finish()."""
-        old = {s: signal.signal(s, self._stop)
-               for s in (signal.SIGINT, signal.SIGTERM)}
+        self.catch_signals()
         deadline = (time.monotonic() + self.duration
                     if self.duration else None)
         next_tick = time.monotonic() + 1
@@ -143,8 +157,7 @@ class Session:
                     break
         finally:
             self.finish()
-            for s, h in old.items():
-                signal.signal(s, h)
+            self._release_signals()
 
     def drain(self):
         self.tracer.drain()

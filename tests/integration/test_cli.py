@@ -28,7 +28,8 @@ class Running:
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stderr.readline()
-        if "tracing in" not in line:
+        banner = "counting in" if "--summary-only" in args else "tracing in"
+        if banner not in line:
             self.proc.kill()
             out, err = self.proc.communicate()
             raise AssertionError("rsttrace did not start: %s%s%s"
@@ -170,6 +171,19 @@ def test_sigterm_flushes_summary(pair):
     assert rc == 0, err
     assert "tcp_send_active_reset" in out          # the stack, indented
     assert "2 events, 0 lost" in out
+
+
+def test_ctrl_c_right_after_the_banner_stops_cleanly(pair):
+    """The banner says Ctrl-C to stop: from then on a SIGINT ends the run
+    with its summary (it used to abort the start-up still in progress)."""
+    for args, summary in ((["--summary"], "0 events, 0 lost"),
+                          (["--summary-only", "--json"], '"kind":"summary"')):
+        run = Running(*args, *ns_args(pair))
+        run.proc.send_signal(signal.SIGINT)
+        out, err = run.proc.communicate(timeout=30)
+        assert run.proc.returncode == 0, err
+        assert "Aborted" not in err
+        assert summary in out
 
 
 def test_output_file_written_whole(pair, tmp_path):
