@@ -171,7 +171,6 @@ struct stack_walk {
 	struct stack_ips s;             /* the walk, then the frames kept */
 	u64 want[STACK_DEPTH];          /* the walk's ip[found...], in order */
 	u64 win[STACK_WINDOW_WORDS];    /* the stack window */
-	u32 words;                      /* of win read */
 	u32 found;                      /* frames found */
 };
 
@@ -216,9 +215,8 @@ static __always_inline u64 stack_walk(void *ctx, u32 hook,
 {
 	struct stack_walk *w = stack_scratch.lookup(&hook);
 	u64 h = 0xcbf29ce484222325ULL;
-	u32 frames, found = 1, words;
-	long n;
-	int c;
+	u32 frames, found = 1;
+	long n, failed = 0;
 
 	m->key = 0;
 	if (!w)
@@ -239,19 +237,20 @@ static __always_inline u64 stack_walk(void *ctx, u32 hook,
 		w->want[i] = w->s.ip[i + 1];
 	w->want[STACK_DEPTH - 1] = 0;
 	/* The window, up to where the stack ends (a read across the end of
-	 * a vmapped stack faults) or STACK_WINDOW_CHUNKS. */
-	for (c = 0; c < STACK_WINDOW_CHUNKS; c++)
-		if (bpf_probe_read_kernel(&w->win[c * 16], 128,
-					  (void *)(here + c * 128)))
-			break;
-	/* words and found go through memory, where the verifier stops
-	 * tracking them: with their exact values it would follow the scan
-	 * once per value of c, and all that follows once per value of found
-	 * (and give up, E2BIG). */
-	w->words = c * 16;
-	words = *(volatile u32 *)&w->words;
+	 * a vmapped stack faults, and bpf_probe_read_kernel() zeroes what it
+	 * could not read) or STACK_WINDOW_CHUNKS; zeros past that. */
+	for (int c = 0; c < STACK_WINDOW_CHUNKS; c++) {
+		if (failed)
+			__builtin_memset(&w->win[c * 16], 0, 128);
+		else
+			failed = bpf_probe_read_kernel(&w->win[c * 16], 128,
+						       (void *)(here + c * 128));
+	}
+	/* The scan: no bound but the window's own (clang turns a bound
+	 * from memory into the loop's exit test, which an older verifier
+	 * cannot follow: 6.1 read past the window). */
 	for (u32 j = 0; j < STACK_WINDOW_WORDS; j++) {
-		if (j >= words || !w->want[0])
+		if (!w->want[0])
 			break;
 		if (w->win[j] != w->want[0])
 			continue;
@@ -266,6 +265,9 @@ static __always_inline u64 stack_walk(void *ctx, u32 hook,
 		w->want[STACK_DEPTH - 1] = 0;
 		found++;
 	}
+	/* through memory, where the verifier stops tracking it: with its
+	 * exact value it would follow all that comes after once per value
+	 * (and give up, E2BIG) */
 	w->found = found;
 	found = *(volatile u32 *)&w->found;
 	/* Nothing found (a stack this cannot read): keep the whole walk and

@@ -86,6 +86,7 @@ class Plan:
         self.growth_events = 20000 if quick else 200000
         self.cache_events = 5000 if quick else 60000
         self.attach_rounds = 1 if quick else 3
+        self.netns_sizes = (1, 4) if quick else (1, 200)
 
 
 def run(plan):
@@ -100,7 +101,8 @@ def run(plan):
         log("stack")
         res["stack"] = stack.bench_stack(pair, plan.seconds, plan.depths)
         log("growth: the netns filter")
-        res["netns"] = growth.bench_netns_filter(pair, plan.seconds)
+        res["netns"] = growth.bench_netns_filter(pair, plan.seconds,
+                                                 plan.netns_sizes)
     with NamespacePair() as pair:
         res["overhead"] = traffic.bench_overhead(
             pair, plan.overhead_rounds, plan.overhead_seconds)

@@ -2,9 +2,7 @@
 ready line), cold (page cache dropped first) and warm, next to bcc's
 tcpdrop and tcpstates and a bpftrace one-liner."""
 
-import signal
 import subprocess
-import time
 
 from benchlib.common import BPFTRACE_COUNT, RSTTRACE, Traced, log, \
     median_spread
@@ -15,8 +13,7 @@ ATTACHERS = [
      ("stderr", "rsttrace: counting")),
     ("bcc tcpdrop", ["/usr/sbin/tcpdrop-bpfcc"], ("stdout", "TIME")),
     ("bcc tcpstates", ["/usr/sbin/tcpstates-bpfcc"], ("stdout", "SKADDR")),
-    ("bpftrace one-liner", ["bpftrace", "-e", BPFTRACE_COUNT],
-     ("stdout", "attached")),
+    ("bpftrace one-liner", BPFTRACE_COUNT, ("stdout", "attached")),
 ]
 
 
@@ -31,31 +28,12 @@ def attach_time(argv, ready, cold):
     if cold:
         drop_caches()
     try:
-        if ready[0] == "stdout":
-            t0 = time.monotonic()
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-            seen = []
-            while time.monotonic() < t0 + 60:
-                line = proc.stdout.readline()
-                if not line:
-                    proc.wait()
-                    last = [s.strip() for s in seen if s.strip()][-1:]
-                    return None, "exits with %s" % (last[0][:150] if last
-                                                    else proc.returncode)
-                seen.append(line)
-                if ready[1] in line:
-                    dt = time.monotonic() - t0
-                    proc.send_signal(signal.SIGINT)
-                    proc.wait(timeout=120)
-                    return dt, None
-            proc.kill()
-            return None, "no attach line in 60 s"
-        t = Traced(argv, ready)
-        t.stop()
-        return t.attach_s, None
-    except Exception as e:  # a peer that cannot run here is reported
-        return None, str(e).strip().splitlines()[-1][:160]
+        t = Traced(argv, ready, timeout=60)
+    except RuntimeError as e:   # a peer that cannot run here is reported
+        text = str(e).strip().splitlines() or ["?"]
+        return None, text[-1][:160]
+    t.stop()
+    return t.attach_s, None
 
 
 def bench_attach(rounds):

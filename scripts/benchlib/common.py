@@ -7,6 +7,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -14,10 +15,14 @@ HERE = os.path.dirname(os.path.dirname(os.path.dirname(
 RSTTRACE = os.path.join(HERE, ".venv", "bin", "rsttrace")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-BPFTRACE_COUNT = ("tracepoint:tcp:tcp_send_reset { @n = count(); } "
-                  "BEGIN { printf(\"attached\\n\"); }")
-BPFTRACE_KSTACK = ("tracepoint:tcp:tcp_send_reset { @[kstack] = count(); } "
-                   "BEGIN { printf(\"attached\\n\"); }")
+# (-B line: bpftrace's own output, its "attached" above all, comes out at
+# once, not when a block is full)
+BPFTRACE_COUNT = ["bpftrace", "-B", "line", "-e",
+                  "tracepoint:tcp:tcp_send_reset { @n = count(); } "
+                  "BEGIN { printf(\"attached\\n\"); }"]
+BPFTRACE_KSTACK = ["bpftrace", "-B", "line", "-e",
+                   "tracepoint:tcp:tcp_send_reset { @[kstack] = count(); } "
+                   "BEGIN { printf(\"attached\\n\"); }"]
 
 
 def log(msg):
@@ -145,7 +150,7 @@ class Traced:
     (user + system) from then on."""
 
     def __init__(self, argv, ready=("stderr", "rsttrace: "),
-                 stdout=subprocess.DEVNULL):
+                 stdout=subprocess.DEVNULL, timeout=180):
         self.t0 = time.monotonic()
         where, text = ready
         self.proc = subprocess.Popen(
@@ -153,34 +158,74 @@ class Traced:
             stderr=subprocess.PIPE, text=True)
         self.err = []
         stream = self.proc.stderr if where == "stderr" else self.proc.stdout
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = stream.readline()
-            if not line:
-                raise RuntimeError("%s exited before attaching: %s"
-                                   % (argv[0], "".join(self.err) +
-                                      self.proc.stderr.read()))
-            self.err.append(line)
-            if text in line:
-                self.attach_s = time.monotonic() - self.t0
-                self.cpu_at_attach = proc_cpu(self.proc.pid)
-                return
-        raise RuntimeError("%s did not attach" % argv[0])
+        seen = threading.Event()
+
+        def watch():        # lines up to the ready one (or the end)
+            for line in stream:
+                self.err.append(line)
+                if text in line:
+                    seen.set()
+                    return
+            seen.set()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        if seen.wait(timeout) and self.err and text in self.err[-1]:
+            self.attach_s = time.monotonic() - self.t0
+            self.cpu_at_attach = proc_cpu(self.proc.pid)
+            return
+        self._kill()
+        raise RuntimeError("%s did not attach (in %d s): %s" % (
+            argv[0], timeout, "".join(self.err)[-500:]))
+
+    def _kill(self):
+        self.proc.kill()
+        _, err = self.proc.communicate()
+        self.err += (err or "").splitlines(True)[-3:]
 
     @property
     def pid(self):
         return self.proc.pid
 
-    def stop(self, sig=signal.SIGINT):
-        """Stop it: (CPU seconds since attaching, its stdout or None)."""
+    def stop(self, sig=signal.SIGINT, timeout=120):
+        """Stop it (killed if it does not end within `timeout` seconds):
+        (CPU seconds since attaching, its stdout or None)."""
+        out, err = [], []
+        readers = [threading.Thread(target=lambda f, to: to.append(f.read()),
+                                    args=(f, to), daemon=True)
+                   for f, to in ((self.proc.stdout, out),
+                                 (self.proc.stderr, err)) if f is not None]
+        for r in readers:
+            r.start()
         self.proc.send_signal(sig)
-        out = None
-        if self.proc.stdout is not None:
-            out = self.proc.stdout.read()
-        _, status, ru = os.wait4(self.proc.pid, 0)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                _, status, ru = os.wait4(self.proc.pid, 0)
+                break
+            time.sleep(0.05)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        self.err.append(self.proc.stderr.read())
-        return ru.ru_utime + ru.ru_stime - self.cpu_at_attach, out
+        for r in readers:
+            r.join()
+        self.err += err
+        return (ru.ru_utime + ru.ru_stime - self.cpu_at_attach,
+                out[0] if self.proc.stdout is not None else None)
+
+
+def busy_until_idle(pid, quiet=0.3, limit=60):
+    """Wait until a process stops using CPU (it has read what was queued
+    for it); its CPU seconds then."""
+    last, deadline = proc_cpu(pid), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = proc_cpu(pid)
+        if now - last < 0.02:
+            return now
+        last = now
+    return last
 
 
 def median_spread(values, fmt="%.3f"):

@@ -11,8 +11,9 @@ import tempfile
 import time
 
 from benchlib.common import (BPFTRACE_COUNT, BPFTRACE_KSTACK, RSTTRACE,
-                             BpfStats, Traced, log, map_bytes, prog_stats,
-                             rss, runs_between, storm)
+                             BpfStats, Traced, busy_until_idle, log,
+                             map_bytes, proc_cpu, prog_stats, rss,
+                             runs_between, storm)
 
 # (label, hping3 arguments, generators). hping3's usleep makes the rate
 # coarse: the tables report the rate the kernel actually reached.
@@ -70,8 +71,8 @@ def tracer_round(pair, mode, name, args, hargs, procs, seconds):
             "share": delivered / max(sent, 1)}
 
 
-def peer_round(pair, program, seconds):
-    t = Traced(["bpftrace", "-e", program], ready=("stdout", "attached"))
+def peer_round(pair, argv, seconds):
+    t = Traced(argv, ready=("stdout", "attached"))
     before = prog_stats(t.pid)
     sent, rate = storm(pair, ["--flood"], seconds)
     runs, ns_run = runs_between(before, prog_stats(t.pid))
@@ -141,9 +142,8 @@ def bench_capacity(pair, rounds, seconds):
         for name, program, args in tracers:
             with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as f:
                 try:
-                    t = Traced(["bpftrace", "-e", program],
-                               ready=("stdout", "attached")) if program \
-                        else rsttrace(pair, "auto", args, f.name)
+                    t = Traced(program, ready=("stdout", "attached")) \
+                        if program else rsttrace(pair, "auto", args, f.name)
                 except RuntimeError:
                     continue
                 time.sleep(0.3)
