@@ -7,7 +7,6 @@ so a change to one side that forgets the other fails there.
 
 import collections
 import ctypes
-import functools
 import struct
 
 AF_INET = 2
@@ -39,13 +38,11 @@ TCP_FLAG_NAMES = ((TCPF_SYN, "SYN"), (TCPF_FIN, "FIN"), (TCPF_RST, "RST"),
                   (TCPF_ECE, "ECE"), (TCPF_CWR, "CWR"))
 
 
-@functools.lru_cache(maxsize=256)
 def tcp_flag_set(bits):
     """The names of the flags set in a TCP header's flag byte."""
     return frozenset(n for b, n in TCP_FLAG_NAMES if bits & b)
 
 
-@functools.lru_cache(maxsize=256)
 def tcp_flags(bits):
     """The same as text, e.g. "SYN|ACK" ("none" for none)."""
     return "|".join(n for b, n in TCP_FLAG_NAMES if bits & b) or "none"

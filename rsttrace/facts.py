@@ -12,7 +12,6 @@ kernel computed for real events).
 """
 
 import collections
-import functools
 
 from rsttrace import abi
 from rsttrace.trace.stacks import own_frames
@@ -58,7 +57,6 @@ class Facts(collections.namedtuple("Facts", (
                            bits_of_record(rec), own_frames(rec.get("stack")))
 
 
-@functools.lru_cache(maxsize=256)
 def _bit_facts(bits):
     """seg_data ... linger2_neg of Facts, from FACT_* bits."""
     return (bool(bits & abi.FACT_SEG_DATA), bool(bits & abi.FACT_SEQ_ZERO),

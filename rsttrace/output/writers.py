@@ -52,15 +52,12 @@ class JsonWriter:
         self._lines = []
 
     def event(self, record):
-        shape = getattr(record, "shape", None)
-        if shape is None:
+        template = self._template_of(record)
+        if template is None:
             line = self._dumps(
                 record if self.stacks else
                 {k: v for k, v in record.items() if k != "stack"}) + "\n"
         else:
-            template = self._templates.get(shape)
-            if template is None:
-                template = self._template(record)
             fmt, values = template
             enc = self._dumps
             line = fmt % tuple([
@@ -71,6 +68,21 @@ class JsonWriter:
         lines.append(line)
         if len(lines) >= self.LINES_HELD:
             self._write_out()
+
+    def _template_of(self, record):
+        """The line template of the record's shape; None for a record
+        without one, and for a shape's first record (a shape seen once, as
+        a new stack's, costs less encoded whole than templated)."""
+        shape = getattr(record, "shape", None)
+        if shape is None:
+            return None
+        template = self._templates.get(shape, False)
+        if template:
+            return template
+        if template is False:
+            self._templates[shape] = None
+            return None
+        return self._template(record)
 
     def _template(self, record):
         """(%-format of a line, the keys whose values fill it in) for the

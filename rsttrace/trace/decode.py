@@ -38,10 +38,13 @@ _SHAPE_KEY = operator.itemgetter(*(
         "kind", "hook", "state", "flags", "reason", "family", "seg_flags",
         "facts", "stack_key")))
 
-# Bounds of the caches (each cleared when full). Distinct stacks, symbols
-# and shapes are few even in a storm; addresses and task names repeat.
-SHAPES_KEPT = 65536
-STACKS_KEPT = 65536
+# The caches (each emptied when full), each kept because scripts/bench
+# shows it pays (bench/RESULTS.md, "User-space caches"): shapes (the
+# per-event cost is 4 times higher without), addresses (ipaddress's
+# formatting is most of the rest) and kernel symbols (new stacks share
+# most frames). A storm repeats few shapes and few peers; the kernel keeps
+# STACK_ENTRIES (16384) stacks.
+SHAPES_KEPT = 16384
 SYMBOLS_KEPT = 65536
 
 
@@ -54,7 +57,6 @@ def address(raw, family):
     return str(addr)
 
 
-@functools.lru_cache(maxsize=4096)
 def _comm(raw):
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
@@ -100,7 +102,6 @@ class Decoder:
         self.offset_ns = monotonic_to_wall_offset()
         self._shapes = {}           # raw values (_SHAPE_KEY) -> Shape
         self._by_values = {}        # shape()'s arguments -> Shape
-        self._stacks = {}           # stack_key -> (frames, own, context)
         self._syms = {}             # address -> kernel symbol
         self.missing_stacks = 0     # stacks the kernel table no longer had
         self._sec = self._sec_text = None
@@ -110,10 +111,7 @@ class Decoder:
     def stack(self, stack_key, hook=None):
         """(frames, own frames, context) of a kernel stack (stack_key 0:
         none), or None when the kernel's table no longer has it; see
-        rsttrace.trace.stacks."""
-        hit = self._stacks.get(stack_key)
-        if hit is not None:
-            return hit
+        rsttrace.trace.stacks. (Asked once per shape: not kept.)"""
         addrs = None
         if stack_key and self.stack_lookup is not None:
             addrs = self.stack_lookup(stack_key)
@@ -136,11 +134,7 @@ class Decoder:
                 name = self._syms[addr] = self.ksym(addr)
             names.append(name)
         frames = kernel_path(names, hook)
-        if len(self._stacks) > STACKS_KEPT:
-            self._stacks.clear()
-        hit = self._stacks[stack_key] = (frames, own_frames(frames),
-                                         context_of(frames))
-        return hit
+        return frames, own_frames(frames), context_of(frames)
 
     def frames(self, stack_key, hook=None):
         return (self.stack(stack_key, hook) or ([],))[0]

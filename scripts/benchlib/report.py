@@ -166,11 +166,15 @@ def caches_section(workloads, rows):
     for name, vals in rows:
         cells = ["%.2f" % v if name == "all on" else "%.2f (%+.0f%%)" % (
             v, 100 * (v / b - 1)) for v, b in zip(vals, base)]
-        out.append([name if name == "all on" else name + " off"] + cells)
-    return ("## User-space caches (issue 10)\n\nus per event with every "
-            "cache on, and with one off: a flood (one shape), a varied "
-            "stream (400 shapes over 100 stacks, 2000 peers), and `report` "
-            "attributing saved records without causes.\n\n" +
+        out.append([name if name == "all on" else name[2:] + " (put back)"
+                    if name.startswith("+ ") else name + " off"] + cells)
+    return ("## User-space caches (issue 10)\n\nus of CPU per event with "
+            "every cache on, with one off, and with one that rsttrace does "
+            "without put back (it did not pay): a flood (one shape), a "
+            "varied stream (400 shapes over 100 stacks, 2000 peers), a "
+            "stream of new stacks only (each its own), and `report` "
+            "attributing saved records without causes. Stacks are real "
+            "kernel addresses symbolised by bcc, as in a run.\n\n" +
             table(["caches"] + ["%s us" % w for w in workloads], out))
 
 
