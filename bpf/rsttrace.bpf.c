@@ -185,6 +185,9 @@ BPF_TABLE("lru_hash", u64, struct stack_ips, stacks, STACK_ENTRIES);
 BPF_PERCPU_ARRAY(stack_scratch, struct stack_walk, HOOK_SLOTS);
 BPF_PERCPU_ARRAY(stack_memo, struct stack_memo, HOOK_SLOTS);
 BPF_PERCPU_ARRAY(event_slot, struct rst_event, HOOK_SLOTS);
+#ifdef STACK_MEMO_CHECK
+BPF_ARRAY(memo_wrong, u64, 2);          /* remembered key, walked key */
+#endif
 
 /* The remembered key when every remembered return address is still in
  * its place in the window from `here`, else 0. */
@@ -321,8 +324,13 @@ static __always_inline u64 stack_key(void *ctx, u32 hook)
 	if (!key)
 		key = stack_walk(ctx, hook, m, here);
 #ifdef STACK_MEMO_CHECK
-	if (remembered && remembered != key)
+	if (remembered && remembered != key) {
+		int zero = 0, one = 1;
+
 		count(COUNT_MEMO_WRONG);
+		memo_wrong.update(&zero, &remembered);   /* the last ones, */
+		memo_wrong.update(&one, &key);           /* for the test */
+	}
 #endif
 	return key;
 }

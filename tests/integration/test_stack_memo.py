@@ -43,6 +43,17 @@ def traced():
             session.finish()
 
 
+def wrong_stacks(session):
+    """The last remembered stack a walk contradicted, and the walk's, as
+    text (for the assertion's message)."""
+    t = session.tracer
+    table = t.bpf[b"memo_wrong"]
+    keys = [table[table.Key(i)].value for i in (0, 1)]
+    return "\n".join("%s: %s" % (name, [t.ksym(a) for a in
+                                         t.stack(k) or []])
+                     for name, k in zip(("remembered", "walked"), keys))
+
+
 def counts(session):
     return dict(zip(("matched", "walks", "hits", "wrong"),
                     session.tracer.counter(
@@ -65,7 +76,7 @@ def test_every_remembered_stack_is_the_walks(traced):
     mine = records[start:]
     assert c["matched"] == len(records) and len(mine) > ROUNDS * 50
     assert c["hits"] > c["matched"] // 2    # remembered stacks were checked
-    assert c["wrong"] == 0
+    assert c["wrong"] == 0, wrong_stacks(session)
     assert {"no-listener", "linger-zero-close", "unread-data-close"} <= \
         {r["cause"] for r in mine}
 
@@ -86,7 +97,7 @@ def test_a_storm_walks_once_per_cpu_and_path(traced):
     # the path's first RST on each CPU, and few others (an interrupt that
     # lands in the softirq makes a path of its own)
     assert misses <= 2 * os.cpu_count() + 5
-    assert c["wrong"] == 0
+    assert c["wrong"] == 0, wrong_stacks(session)
     stacks = {tuple(r["stack"]) for r in mine}
     # each walked then, or remembered from before (one path per CPU)
     assert len(stacks) <= misses + os.cpu_count()
