@@ -142,19 +142,27 @@ static __always_inline u64 count(int slot)
  * (bench/RESULTS.md). So it is done once per path: each CPU remembers, per
  * hook, the return addresses of the last path it walked and which words
  * of the stack held them (found by reading the stack back after the
- * walk). The next event on that hook reads only those words: the same
- * return addresses in the same places is the same call chain, by
+ * walk), and how deep in its stack the program's context was. The next
+ * event on that hook, as deep in its stack, reads only those words: the
+ * same return addresses in the same places is the same call chain, by
  * induction from the program's context: the frames below the first
  * return address are the tracing machinery's (the same code each time),
  * and each return address names the function and call site whose frame
  * size (fixed: ORC records it per address) places the next return
- * address. One that differs walks again. tests/integration/
+ * address. The depth tells apart paths that share those frames and go on
+ * differently beyond them (the same softirq on the IRQ stack, where the
+ * window ends after handle_softirqs, and in ksoftirqd, where the thread's
+ * frames follow). One that differs walks again. tests/integration/
  * test_stack_memo.py holds each remembered stack to a real walk
  * (STACK_MEMO_CHECK).
  */
 #define STACK_WINDOW_CHUNKS 16          /* read in chunks of 128 bytes */
 #define STACK_WINDOW_WORDS (STACK_WINDOW_CHUNKS * 16)
 #define STACK_WINDOW_BELOW 256          /* bytes below the context */
+/* The window's place in its stack: a kernel stack is 16 KiB (THREAD_SIZE
+ * on x86-64 and arm64 with 4 KiB pages), task stacks aligned to it, and
+ * a CPU's IRQ stack always at the same address. */
+#define STACK_DEPTH_MASK 0x3fffULL
 #define HOOK_SLOTS 16                   /* > every HOOK_ID_* */
 
 /* Where the return addresses of a walked path are: word slot[k] of the
@@ -176,6 +184,9 @@ struct stack_walk {
 
 struct stack_memo {
 	u64 key;                        /* 0: nothing remembered */
+	u64 depth;                      /* where the window starts in its
+					   stack (see stack_key()) */
+	u64 here;                       /* the window's start, this event */
 	struct stack_places at;
 };
 
@@ -193,7 +204,7 @@ BPF_ARRAY(memo_wrong, u64, 2);          /* remembered key, walked key */
  * its place in the window from `here`, else 0. */
 static __always_inline u64 memo_check(const struct stack_memo *m, u64 here)
 {
-	if (!m->key)
+	if (!m->key || m->depth != (here & STACK_DEPTH_MASK))
 		return 0;
 #pragma unroll
 	for (int k = 0; k < STACK_DEPTH; k++) {
@@ -285,8 +296,10 @@ static __always_inline u64 stack_walk(void *ctx, u32 hook,
 		h = 1;
 	if (!stacks.lookup(&h))
 		stacks.update(&h, &w->s);
-	if (found > 1)
+	if (found > 1) {
 		m->key = h;
+		m->depth = here & STACK_DEPTH_MASK;
+	}
 	return h;
 }
 
@@ -299,15 +312,18 @@ static __always_inline u64 stack_key(void *ctx, u32 hook)
 	 * of the walk just below it. Not the program's own frame: since 6.13
 	 * a tracing program with a large stack runs on a private per-CPU
 	 * stack (x86 JIT, priv_stack). */
-	u64 here = (u64)ctx - STACK_WINDOW_BELOW;
 	struct stack_memo *m = stack_memo.lookup(&hook);
-	u64 key;
+	u64 here, key;
 #ifdef STACK_MEMO_CHECK
 	u64 remembered;
 #endif
 
 	if (!m)
 		return 0;
+	/* (through memory: the verifier allows no arithmetic but + and -
+	 * on the context pointer itself) */
+	m->here = (u64)ctx - STACK_WINDOW_BELOW;
+	here = *(volatile u64 *)&m->here;
 	key = 0;
 #ifndef NO_STACK_MEMO
 	key = memo_check(m, here);

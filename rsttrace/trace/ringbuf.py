@@ -14,7 +14,7 @@ reference reader), so rsttrace maps it and walks the records itself:
 Each record is an 8-byte header (u32 length with a busy and a discard bit,
 u32 page offset) and the data, padded to 8 bytes.
 
-    reader = RingReader(map_fd, size)
+    reader = RingReader.of_map(map_fd, size)
     reader.wait(100)                       # until woken or 100 ms
     reader.consume(on_event, unpack)       # on_event(unpack(view, offset))
 
@@ -37,28 +37,40 @@ HDR_SIZE = 8
 # The room one event takes in the ring (header, data, padding).
 RECORD_SIZE = (HDR_SIZE + abi.RAW_SIZE + 7) // 8 * 8
 FAST_READER = platform.machine() in ("x86_64", "AMD64", "i686", "i386")
-STOP = -1
 
 
 class RingReader:
-    """Reads one BPF_MAP_TYPE_RINGBUF map of `size` bytes (a power of two,
-    the map's max_entries) through its file descriptor."""
+    """Reads a ring buffer of `size` bytes (a power of two: the map's
+    max_entries) laid out as above: `consumer` and `producer` are its two
+    positions (writable buffers of a u64 each), `data` its data twice over;
+    `fd` (the map's) is what wait() waits on. open_reader() maps a bcc
+    ring buffer table so."""
 
-    def __init__(self, map_fd, size):
-        page = mmap.PAGESIZE
+    def __init__(self, consumer, producer, data, size, fd=None):
         self.size = size
         self.mask = size - 1
-        self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
-                                   mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED,
-                                   mmap.PROT_READ, offset=page)
-        self.cons = memoryview(self._consumer).cast("Q")
-        view = memoryview(self._producer)
-        self.prod = view[:8].cast("Q")
-        self.data = view[page:]                 # both copies of the data
-        self.lengths = self.data.cast("I")
-        self._epoll = select.epoll()
-        self._epoll.register(map_fd, select.EPOLLIN)
+        self.cons = memoryview(consumer).cast("B").cast("Q")
+        self.prod = memoryview(producer).cast("B").cast("Q")
+        self.data = memoryview(data)
+        self.lengths = self.data.cast("B").cast("I")
+        self._mappings = []
+        self._epoll = None
+        if fd is not None:
+            self._epoll = select.epoll()
+            self._epoll.register(fd, select.EPOLLIN)
+
+    @classmethod
+    def of_map(cls, map_fd, size):
+        page = mmap.PAGESIZE
+        consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
+                             mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED,
+                             mmap.PROT_READ, offset=page)
+        view = memoryview(producer)
+        reader = cls(memoryview(consumer)[:8], view[:8], view[page:], size,
+                     map_fd)
+        reader._mappings = [view, consumer, producer]
+        return reader
 
     def wait(self, timeout_ms):
         """Until the kernel wakes the reader or `timeout_ms` passes."""
@@ -70,40 +82,45 @@ class RingReader:
 
     def consume(self, on_event, unpack):
         """Hand every complete record to on_event(unpack(data, offset)), in
-        order, until the ring is empty or on_event returns STOP (that
-        record is consumed). Returns the number of records handed on."""
+        order, until the ring is empty or on_event returns non-zero (that
+        record is consumed; rsttrace.trace.session.STOP, which also ends
+        libbpf's poll). Returns the number of records handed on."""
         cons = self.cons
         lengths, data, mask = self.lengths, self.data, self.mask
         pos = cons[0]
         n = 0
-        while True:
-            prod = self.prod[0]
-            if pos >= prod:
-                return n
-            while pos < prod:
-                off = pos & mask
-                length = lengths[off >> 2]
-                if length & BUSY_BIT:       # not committed yet
+        try:
+            while True:
+                prod = self.prod[0]
+                if pos >= prod:
                     return n
-                pos += (((length & ~(BUSY_BIT | DISCARD_BIT)) + HDR_SIZE
-                         + 7) & ~7)
-                if length & DISCARD_BIT:
-                    cons[0] = pos
-                    continue
-                n += 1
-                try:
-                    ret = on_event(unpack(data, off + HDR_SIZE))
-                finally:
-                    cons[0] = pos   # consumed, even when on_event raised
-                if ret is not None and ret < 0:
-                    return n
+                while pos < prod:
+                    off = pos & mask
+                    length = lengths[off >> 2]
+                    if length & BUSY_BIT:       # not committed yet
+                        return n
+                    pos += (((length & ~(BUSY_BIT | DISCARD_BIT)) +
+                             HDR_SIZE + 7) & ~7)
+                    if length & DISCARD_BIT:
+                        continue
+                    n += 1
+                    if on_event(unpack(data, off + HDR_SIZE)):
+                        return n
+                    if not n & 63:          # room for the kernel, now
+                        cons[0] = pos       # and then
+        finally:
+            cons[0] = pos   # all handed on, even when on_event raised
 
     def close(self):
-        for view in ("lengths", "data", "prod", "cons"):
-            getattr(self, view).release()
-        self._producer.close()
-        self._consumer.close()
-        self._epoll.close()
+        for view in (self.lengths, self.data, self.prod, self.cons):
+            view.release()
+        for m in self._mappings:
+            if isinstance(m, memoryview):
+                m.release()
+            else:
+                m.close()
+        if self._epoll is not None:
+            self._epoll.close()
 
 
 def open_reader(table):
@@ -111,7 +128,7 @@ def open_reader(table):
     reader does not apply (see FAST_READER)."""
     if not FAST_READER:
         return None
-    return RingReader(table.map_fd, _max_entries(table.map_fd))
+    return RingReader.of_map(table.map_fd, _max_entries(table.map_fd))
 
 
 def _max_entries(map_fd):
