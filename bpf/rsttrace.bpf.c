@@ -58,9 +58,6 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 #else
 BPF_PERF_OUTPUT(events);
 #endif
-/* Kernel stacks by a 64-bit hash of their frames (stack_key()). */
-BPF_TABLE("lru_hash", u64, struct stack_ips, stacks, STACK_ENTRIES);
-BPF_PERCPU_ARRAY(stack_scratch, struct stack_ips, 1);
 #ifdef SUMMARY_ONLY
 /* Summary mode counts into one of two maps, the one agg_live[0] holds.
  * User space swaps them (Tracer.take_counts) and then reads and empties the
@@ -74,7 +71,8 @@ BPF_HASH(agg_b, struct agg_key, u64, AGG_ENTRIES);
 BPF_ARRAY_OF_MAPS(agg_live, "agg_a", 1);
 #endif
 /* [COUNT_MATCHED] events that passed the filters,
- * [COUNT_LOST] of those, events the ring buffer had no room for. */
+ * [COUNT_LOST] of those, events the ring buffer had no room for;
+ * stacks walked and remembered, see stack_key(). */
 BPF_PERCPU_ARRAY(counts, u64, COUNT_SLOTS);
 /* Set-valued filters (at most FILTER_MAX entries each, filters.py). */
 #ifdef FILTER_PORTS
@@ -142,47 +140,249 @@ static __always_inline int same16(const u8 *a, const u8 *b)
 
 #define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), (src))
 
-/*
- * The kernel stack of this hook, stored in `stacks` under a 64-bit FNV-1a
- * hash of its frames; returns the key (0: no stack). Not bcc's
- * BPF_STACK_TRACE: bpf_get_stackid() fails with -EEXIST whenever the
- * stack's bucket already holds a different stack (kernel/bpf/stackmap.c,
- * without BPF_F_REUSE_STACKID; with it, ids already handed out change
- * meaning), so on a host with many distinct stacks (every task a softirq
- * interrupts makes one) kernel paths were lost for good. An LRU map forgets
- * the stacks used least when it is full; user space reads each new stack
- * within a poll interval and keeps it.
- */
-static __always_inline u64 stack_key(void *ctx)
+/* Adds one to a slot of `counts`; returns the new value (this CPU's). */
+static __always_inline u64 count(int slot)
 {
-	int zero = 0;
-	struct stack_ips *s = stack_scratch.lookup(&zero);
-	u64 h = 0xcbf29ce484222325ULL;
-	long n;
-
-	if (!s)
+	u64 *c = counts.lookup(&slot);
+	if (!c)
 		return 0;
-	n = bpf_get_stack(ctx, s->ip, sizeof(s->ip), 0);
-	if (n <= 0)
+	return ++(*c);
+}
+
+/*
+ * ---- the kernel stack ---------------------------------------------------
+ *
+ * Stored in `stacks` under a 64-bit FNV-1a hash of its frames (the key the
+ * event carries; 0: none). Not bcc's BPF_STACK_TRACE: bpf_get_stackid()
+ * fails with -EEXIST whenever the stack's bucket already holds a different
+ * stack (kernel/bpf/stackmap.c, without BPF_F_REUSE_STACKID; with it, ids
+ * already handed out change meaning), so on a host with many distinct
+ * stacks kernel paths were lost for good. An LRU map forgets the stacks
+ * used least when it is full; user space reads each new stack within a
+ * poll interval and keeps it.
+ *
+ * Which frames: those of the walk that lie on the stack the hook runs on,
+ * i.e. up to where that stack was entered. In a softirq that is the IRQ
+ * stack, entered from do_softirq_own_stack() or the interrupt entry: the
+ * frames beyond belong to whatever task the CPU was interrupting, not to
+ * the RST (what attribution uses is the own path up to the softirq
+ * boundary, rsttrace/trace/stacks.py own_frames). In a system call, the
+ * task's stack, as far as the window (see stack_key()) reaches.
+ *
+ * The walk (bpf_get_stack) is the dearest part of the program: on 6.18/
+ * x86-64 ~0.55 us before the first frame (the unwinder crosses the
+ * helper's and the JIT code's frames, and looks the JIT code up in the
+ * module, ftrace and BPF symbol tables) and ~35 ns per frame after
+ * (bench/RESULTS.md). So it is done once per path: each CPU remembers, per
+ * hook, the return addresses of the last path it walked and which words
+ * of the stack held them (found by reading the stack back after the
+ * walk), and how deep in its stack the program's context was. The next
+ * event on that hook, as deep in its stack, reads only those words: the
+ * same return addresses in the same places is the same call chain, by
+ * induction from the program's context: the frames below the first
+ * return address are the tracing machinery's (the same code each time),
+ * and each return address names the function and call site whose frame
+ * size (fixed: ORC records it per address) places the next return
+ * address. The depth tells apart paths that share those frames and go on
+ * differently beyond them (the same softirq on the IRQ stack, where the
+ * window ends after handle_softirqs, and in ksoftirqd, where the thread's
+ * frames follow). One that differs walks again. tests/integration/
+ * test_stack_memo.py holds each remembered stack to a real walk
+ * (STACK_MEMO_CHECK).
+ */
+#define STACK_WINDOW_CHUNKS 16          /* read in chunks of 128 bytes */
+#define STACK_WINDOW_WORDS (STACK_WINDOW_CHUNKS * 16)
+#define STACK_WINDOW_BELOW 256          /* bytes below the context */
+/* The window's place in its stack: a kernel stack is 16 KiB (THREAD_SIZE
+ * on x86-64 and arm64 with 4 KiB pages), task stacks aligned to it, and
+ * a CPU's IRQ stack always at the same address. */
+#define STACK_DEPTH_MASK 0x3fffULL
+#define HOOK_SLOTS 16                   /* > every HOOK_ID_* */
+
+/* Where the return addresses of a walked path are: word slot[k] of the
+ * stack window (see stack_key()) holds ip[k]. Filled from the back (the
+ * last entry is the outermost frame found; unused entries have ip 0), so
+ * that no index depends on how many were found: the verifier would follow
+ * the scan below once per count (and give up, E2BIG). */
+struct stack_places {
+	u64 ip[STACK_DEPTH];
+	u16 slot[STACK_DEPTH];
+};
+
+struct stack_walk {
+	struct stack_ips s;             /* the walk, then the frames kept */
+	u64 want[STACK_DEPTH];          /* the walk's ip[found...], in order */
+	u64 win[STACK_WINDOW_WORDS];    /* the stack window */
+	u32 found;                      /* frames found */
+};
+
+struct stack_memo {
+	u64 key;                        /* 0: nothing remembered */
+	u64 depth;                      /* where the window starts in its
+					   stack (see stack_key()) */
+	u64 here;                       /* the window's start, this event */
+	struct stack_places at;
+};
+
+BPF_TABLE("lru_hash", u64, struct stack_ips, stacks, STACK_ENTRIES);
+/* Per CPU and hook: a program can be interrupted by another hook's (a
+ * softirq's RST during a process's), never by itself. */
+BPF_PERCPU_ARRAY(stack_scratch, struct stack_walk, HOOK_SLOTS);
+BPF_PERCPU_ARRAY(stack_memo, struct stack_memo, HOOK_SLOTS);
+BPF_PERCPU_ARRAY(event_slot, struct rst_event, HOOK_SLOTS);
+#ifdef STACK_MEMO_CHECK
+BPF_ARRAY(memo_wrong, u64, 2);          /* remembered key, walked key */
+#endif
+
+/* The remembered key when every remembered return address is still in
+ * its place in the window from `here`, else 0. */
+static __always_inline u64 memo_check(const struct stack_memo *m, u64 here)
+{
+	if (!m->key || m->depth != (here & STACK_DEPTH_MASK))
 		return 0;
 #pragma unroll
+	for (int k = 0; k < STACK_DEPTH; k++) {
+		u64 w = 0;
+
+		if (!m->at.ip[k])
+			continue;
+		if (bpf_probe_read_kernel(&w, sizeof(w),
+					  (void *)(here + m->at.slot[k] * 8)) ||
+		    w != m->at.ip[k])
+			return 0;
+	}
+	return m->key;
+}
+
+/* Walk the stack and keep the frames whose return addresses are found,
+ * in order, in the window from `here` (ip[0], the address the walk
+ * started from, is not a return address and always kept); store them and
+ * remember where they were. */
+static __always_inline u64 stack_walk(void *ctx, u32 hook,
+				      struct stack_memo *m, u64 here)
+{
+	struct stack_walk *w = stack_scratch.lookup(&hook);
+	u64 h = 0xcbf29ce484222325ULL;
+	u32 frames, found = 1;
+	long n, failed = 0;
+
+	m->key = 0;
+	if (!w)
+		return 0;
+	count(COUNT_STACK_WALKS);
+	n = bpf_get_stack(ctx, w->s.ip, sizeof(w->s.ip), 0);
+	if (n <= 0)
+		return 0;
+	frames = n / 8;
+#pragma unroll
 	for (int i = 0; i < STACK_DEPTH; i++) {
-		if (i * 8 >= n)
-			s->ip[i] = 0;   /* bpf_get_stack() leaves the rest as is */
-		h = (h ^ s->ip[i]) * 0x100000001b3ULL;
+		if (i >= frames)
+			w->s.ip[i] = 0;   /* bpf_get_stack() leaves the rest as is */
+		m->at.ip[i] = 0;
+	}
+#pragma unroll
+	for (int i = 0; i < STACK_DEPTH - 1; i++)
+		w->want[i] = w->s.ip[i + 1];
+	w->want[STACK_DEPTH - 1] = 0;
+	/* The window, up to where the stack ends (a read across the end of
+	 * a vmapped stack faults, and bpf_probe_read_kernel() zeroes what it
+	 * could not read) or STACK_WINDOW_CHUNKS; zeros past that. */
+	for (int c = 0; c < STACK_WINDOW_CHUNKS; c++) {
+		if (failed)
+			__builtin_memset(&w->win[c * 16], 0, 128);
+		else
+			failed = bpf_probe_read_kernel(&w->win[c * 16], 128,
+						       (void *)(here + c * 128));
+	}
+	/* The scan: no bound but the window's own (clang turns a bound
+	 * from memory into the loop's exit test, which an older verifier
+	 * cannot follow: 6.1 read past the window). */
+	for (u32 j = 0; j < STACK_WINDOW_WORDS; j++) {
+		if (!w->want[0])
+			break;
+		if (w->win[j] != w->want[0])
+			continue;
+#pragma unroll
+		for (int k = 0; k < STACK_DEPTH - 1; k++) {
+			m->at.ip[k] = m->at.ip[k + 1];
+			m->at.slot[k] = m->at.slot[k + 1];
+			w->want[k] = w->want[k + 1];
+		}
+		m->at.ip[STACK_DEPTH - 1] = w->win[j];
+		m->at.slot[STACK_DEPTH - 1] = j;
+		w->want[STACK_DEPTH - 1] = 0;
+		found++;
+	}
+	/* through memory, where the verifier stops tracking it: with its
+	 * exact value it would follow all that comes after once per value
+	 * (and give up, E2BIG) */
+	w->found = found;
+	found = *(volatile u32 *)&w->found;
+	/* Nothing found (a stack this cannot read): keep the whole walk and
+	 * remember nothing. */
+#pragma unroll
+	for (int i = 0; i < STACK_DEPTH; i++) {
+		if (found > 1 && i >= found)
+			w->s.ip[i] = 0;
+		h = (h ^ w->s.ip[i]) * 0x100000001b3ULL;
 	}
 	if (!h)
 		h = 1;
 	if (!stacks.lookup(&h))
-		stacks.update(&h, s);
+		stacks.update(&h, &w->s);
+	if (found > 1) {
+		m->key = h;
+		m->depth = here & STACK_DEPTH_MASK;
+	}
 	return h;
 }
 
-static __always_inline void count(int slot)
+static __always_inline u64 stack_key(void *ctx, u32 hook)
 {
-	u64 *c = counts.lookup(&slot);
-	if (c)
-		(*c)++;
+	/* Where the window starts: a little below the program's context,
+	 * which is on the kernel stack in every mode (raw tracepoint: the
+	 * args array of bpf_trace_run<N>(); kprobe: the saved pt_regs;
+	 * fentry: the trampoline's frame), with the first return addresses
+	 * of the walk just below it. Not the program's own frame: since 6.13
+	 * a tracing program with a large stack runs on a private per-CPU
+	 * stack (x86 JIT, priv_stack). */
+	struct stack_memo *m = stack_memo.lookup(&hook);
+	u64 here, key;
+#ifdef STACK_MEMO_CHECK
+	u64 remembered;
+#endif
+
+	if (!m)
+		return 0;
+	/* (through memory: the verifier allows no arithmetic but + and -
+	 * on the context pointer itself) */
+	m->here = (u64)ctx - STACK_WINDOW_BELOW;
+	here = *(volatile u64 *)&m->here;
+	key = 0;
+#ifndef NO_STACK_MEMO
+	key = memo_check(m, here);
+	if (key)
+		count(COUNT_MEMO_HITS);
+#endif
+#ifdef STACK_MEMO_CHECK
+	/* Tests: walk all the same and count the remembered stacks that were
+	 * not the walk's. (One call of stack_walk(): each inlined copy would
+	 * walk from its own address, a frame of its own.) */
+	remembered = key;
+	key = 0;
+#endif
+	if (!key)
+		key = stack_walk(ctx, hook, m, here);
+#ifdef STACK_MEMO_CHECK
+	if (remembered && remembered != key) {
+		int zero = 0, one = 1;
+
+		count(COUNT_MEMO_WRONG);
+		memo_wrong.update(&zero, &remembered);   /* the last ones, */
+		memo_wrong.update(&one, &key);           /* for the test */
+	}
+#endif
+	return key;
 }
 
 /* IPv4 addresses are stored v4-mapped (::ffff:a.b.c.d) so that every
@@ -551,6 +751,75 @@ static __always_inline void read_owner(struct rst_event *ev, const void *sk,
 #endif
 
 /*
+ * An event that passed the filters: its stack and facts, then out (or
+ * counted, in summary mode). The event is copied out of the stack of
+ * handle() first, into a per-CPU slot of its hook (a program does not nest
+ * with itself on a CPU): the verifier then reaches the stack walk with one
+ * state, whichever way handle() built the event, instead of following the
+ * walk once per way (it would give up: E2BIG).
+ */
+static __always_inline int emit(void *ctx, u32 hook,
+				const struct rst_event *built)
+{
+	struct rst_event *ev = event_slot.lookup(&hook);
+	u64 nth;
+
+	if (!ev)
+		return 0;
+	__builtin_memcpy(ev, built, sizeof(*ev));
+	nth = count(COUNT_MATCHED);
+	ev->stack_key = stack_key(ctx, hook);
+	ev->facts = facts_of(ev);
+
+#ifdef SUMMARY_ONLY
+	/* Summary mode: count in the kernel by the facts attribution decides
+	 * on, so a storm costs a map update per RST and no user-space work. */
+	{
+		struct agg_key key = {};
+
+		key.kind = ev->kind;
+		key.hook = ev->hook;
+		key.state = (ev->flags & EV_SOCK) ? ev->state : 0;
+		key.family = ev->family;
+		key.reason = ev->reason;
+		key.stack_key = ev->stack_key;
+		key.seg_flags = (ev->flags & EV_PACKET) ? ev->seg_flags : 0;
+		key.facts = ev->facts;
+#ifdef AGG_NETNS
+		key.netns = ev->netns;
+#endif
+#ifdef AGG_LOCAL_PORT
+		/* this host's end: the source of an RST sent, the destination
+		 * of one received; ephemeral ports folded to 0 (unbounded) */
+		key.local_port = ev->kind == KIND_RECEIVED ? ev->dport
+							   : ev->sport;
+		if (key.local_port >= EPHEMERAL_LO &&
+		    key.local_port <= EPHEMERAL_HI)
+			key.local_port = 0;
+#endif
+		agg_add(&key);
+	}
+	return 0;
+#endif
+
+#ifdef USE_RINGBUF
+	/* No wakeup per event: waking the reader costs more than the event
+	 * (an irq_work, then a task wakeup; ~29 us per RST measured in a VM
+	 * at 20k RSTs/s, issue 15). The reader looks every 100 ms whatever
+	 * happens, and is woken every WAKE_EVERY events of a CPU, so that a
+	 * storm cannot fill the buffer between two looks (tracer.py sizes
+	 * WAKE_EVERY to a quarter of the buffer over all CPUs). */
+	if (events.ringbuf_output(ev, sizeof(*ev), nth % WAKE_EVERY ?
+				  BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP))
+		count(COUNT_LOST);
+#else
+	if (events.perf_submit(ctx, ev, sizeof(*ev)))
+		count(COUNT_LOST);
+#endif
+	return 0;
+}
+
+/*
  * The one handler behind every hook.
  *   kind:   KIND_SENT, KIND_RECEIVED or KIND_CHALLENGE_ACK
  *   sk:     the socket (may be NULL, a request sock or a timewait sock)
@@ -670,53 +939,11 @@ static __always_inline int handle(void *ctx, u8 kind, u8 hook,
 #endif
 	if (!pass_filters(&ev))
 		return 0;
-	count(COUNT_MATCHED);
-	ev.stack_key = stack_key(ctx);
 #if defined(OWNERS) && !defined(SUMMARY_ONLY)
 	if (sk)
 		read_owner(&ev, sk, local, remote, lport, rport);
 #endif
-
-	ev.facts = facts_of(&ev);
-
-#ifdef SUMMARY_ONLY
-	/* Summary mode: count in the kernel by the facts attribution decides
-	 * on, so a storm costs a map update per RST and no user-space work. */
-	{
-		struct agg_key key = {};
-
-		key.kind = ev.kind;
-		key.hook = ev.hook;
-		key.state = (ev.flags & EV_SOCK) ? ev.state : 0;
-		key.family = ev.family;
-		key.reason = ev.reason;
-		key.stack_key = ev.stack_key;
-		key.seg_flags = (ev.flags & EV_PACKET) ? ev.seg_flags : 0;
-		key.facts = ev.facts;
-#ifdef AGG_NETNS
-		key.netns = ev.netns;
-#endif
-#ifdef AGG_LOCAL_PORT
-		/* this host's end: the source of an RST sent, the destination
-		 * of one received; ephemeral ports folded to 0 (unbounded) */
-		key.local_port = kind == KIND_RECEIVED ? ev.dport : ev.sport;
-		if (key.local_port >= EPHEMERAL_LO &&
-		    key.local_port <= EPHEMERAL_HI)
-			key.local_port = 0;
-#endif
-		agg_add(&key);
-	}
-	return 0;
-#endif
-
-#ifdef USE_RINGBUF
-	if (events.ringbuf_output(&ev, sizeof(ev), 0))
-		count(COUNT_LOST);
-#else
-	if (events.perf_submit(ctx, &ev, sizeof(ev)))
-		count(COUNT_LOST);
-#endif
-	return 0;
+	return emit(ctx, hook, &ev);
 }
 
 /* ---- entry points: one per hook, built only when the hook exists ------ */

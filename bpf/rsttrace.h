@@ -59,7 +59,11 @@
 
 #define COUNT_MATCHED 0
 #define COUNT_LOST 1
-#define COUNT_SLOTS 2
+#define COUNT_STACK_WALKS 2   /* stacks walked (bpf_get_stack()) */
+#define COUNT_MEMO_HITS 3     /* stacks remembered instead */
+#define COUNT_MEMO_WRONG 4    /* tests (STACK_MEMO_CHECK): remembered stacks that
+                                 a walk found different */
+#define COUNT_SLOTS 5
 
 /* ev.facts and agg_key.facts: what attribution decides on beyond hook,
  * state, reason, packet flags and stack (rsttrace/facts.py reads them).

@@ -95,7 +95,10 @@ FILTER_MAX = 256
 
 COUNT_MATCHED = 0
 COUNT_LOST = 1
-COUNT_SLOTS = 2
+COUNT_STACK_WALKS = 2
+COUNT_MEMO_HITS = 3
+COUNT_MEMO_WRONG = 4
+COUNT_SLOTS = 5
 
 STACK_DEPTH = 32
 
@@ -120,6 +123,12 @@ RawEvent = collections.namedtuple("RawEvent", [n for n, _ in RAW_FIELDS])
 # sizeof(struct rst_event): the members plus the tail padding to its
 # alignment (8, for the u64 members)
 RAW_SIZE = -(-RAW_STRUCT.size // 8) * 8
+
+
+def unpack_from(buffer, offset, _unpack=RAW_STRUCT.unpack_from,
+                _new=tuple.__new__):
+    """The RawEvent at `offset` of a buffer (the ring buffer's memory)."""
+    return _new(RawEvent, _unpack(buffer, offset))
 
 
 def unpack(data, size):

@@ -200,7 +200,8 @@ def stream_cost(kernel, reasons, events, out):
     and writer (`out`: "json" or "pcapng")."""
     cold()
     s = session.Session(tracer=None)
-    s.decoder = decode.Decoder(reasons, 250, kernel.stack, kernel.ksym)
+    s.decoder = decode.Decoder(reasons, 250, kernel.stack, kernel.ksym,
+                               attribute=attribution.attribute)
     sink = io.StringIO() if out == "json" else io.BytesIO()
     s.writer = (writers.JsonWriter(sink) if out == "json" else
                 pcapng.PcapngWriter(sink))
@@ -271,8 +272,9 @@ def put_back(module, name, size):
 # (name, what it holds, whether rsttrace has it, patches that turn it
 # off if it has, on if it has not)
 CACHES = [
-    ("Decoder._stacks", "frames, own frames and context per stack key", True,
-     lambda: emptied(decode.Decoder, "stack", "_stacks", dict)),
+    ("Decoder shapes", "names, flags, stack, facts and cause per shape",
+     True, lambda: emptied(decode.Decoder, "_shape_of", "_shapes", dict) +
+     emptied(decode.Decoder, "shape", "_by_values", dict)),
     ("Decoder._syms", "kernel symbol per address", True,
      lambda: emptied(decode.Decoder, "stack", "_syms", dict)),
     ("Decoder.time", "the time text up to the second", True,
@@ -289,8 +291,8 @@ CACHES = [
      lambda: put_back(facts, "_bit_facts", 256)),
     ("attribution.attribute", "cause and explanation per Facts", True,
      lambda: unwrapped(attribution, "attribute")),
-    ("JsonWriter._tails", "encoded cause, explanation and stack", True,
-     lambda: emptied(writers.JsonWriter, "event", "_tails", dict)),
+    ("JsonWriter._templates", "a line template per shape", True,
+     lambda: emptied(writers.JsonWriter, "event", "_templates", dict)),
     ("wire_header._flag_bits", "flag byte per flag text (pcapng)", False,
      lambda: put_back(wire_header, "_flag_bits", 256)),
     ("wire_header._packed_text", "address bytes per text (pcapng)", False,

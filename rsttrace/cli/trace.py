@@ -1,6 +1,5 @@
 """`rsttrace trace`: RSTs as they happen, or counted in the kernel."""
 
-import signal
 import sys
 
 import click
@@ -228,10 +227,7 @@ def _started(tracer, filt, doing, session, selection=None):
     (it waits for the line, then signals): Ctrl-C and SIGTERM stop it
     cleanly from here, not only once the session's loop has begun (a
     signal in between ended the run with "Aborted!", exit 1)."""
-    def stop(signum, frame):
-        session.stopping = True
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, stop)
+    session.catch_signals()
     chosen = filt.describe()
     if selection:
         chosen = selection.describe() if chosen == "none" else \

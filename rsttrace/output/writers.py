@@ -13,49 +13,91 @@ rsttrace/cli/trace.py.
 """
 
 import json
+import operator
 import textwrap
 
 from rsttrace.output.tables import (container_text, endpoint, owner_text,
                                     who_text)
+from rsttrace.trace.decode import SHAPE_FIELDS
 
-# The record's keys that repeat within a storm (a few causes, explanations
-# and stacks): JsonWriter encodes them once per combination.
-TAIL = ("cause", "explanation", "stack")
-TAILS_KEPT = 4096
+TEMPLATES_KEPT = 65536
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode_str = json.encoder.encode_basestring_ascii
 
 
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+def _getter(keys):
+    """record -> the tuple of its values of `keys`."""
+    if len(keys) > 1:
+        return operator.itemgetter(*keys)
+    return lambda record: tuple(record[k] for k in keys)
 
 
 class JsonWriter:
-    """One JSON object per line. Lines are flushed by flush(), which the
-    session calls after every batch it reads (at most 100 ms apart), not
-    per line: in a storm a flush per event would cost more than the event.
+    """One JSON object per line. The stream (rsttrace.output.capture.Capture
+    in the CLI) holds the lines until flush(), which the session calls after
+    every batch it reads (at most 100 ms apart): in a storm a write, let
+    alone a flush, per event would cost more than the event.
+
+    A record made by the decoder carries its shape (record.shape: the
+    values of SHAPE_FIELDS it shares with other records,
+    rsttrace.trace.decode): those are encoded once per shape into a line
+    template, and only the record's own values per line.
     """
 
     def __init__(self, stream, stacks=True):
         self.stream = stream
         self.stacks = stacks
-        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
-        self._tails = {}
+        self._dumps = _encode
+        self._templates = {}        # shape -> (format, its values' getter)
 
     def event(self, record):
-        # The explanation is a long sentence and the stack a long list, so
-        # encoding them is most of a line's cost: the tail is made once per
-        # value of those keys, the rest of the line each time.
-        key = tuple((k, _hashable(record[k])) for k in TAIL
-                    if k in record and (self.stacks or k != "stack"))
-        tail = self._tails.get(key)
-        if tail is None:
-            if len(self._tails) > TAILS_KEPT:
-                self._tails.clear()
-            tail = self._tails[key] = "".join(
-                ',"%s":%s' % (k, self._dumps(v)) for k, v in key) + "}\n"
-        head = self._dumps({k: v for k, v in record.items()
-                            if k not in TAIL})
-        line = head[:-1] + tail
-        self.stream.write(line if line[1] != "," else "{" + line[2:])
+        template = self._template_of(record)
+        if template is None:
+            line = self._dumps(
+                record if self.stacks else
+                {k: v for k, v in record.items() if k != "stack"}) + "\n"
+        else:
+            fmt, values = template
+            enc = self._dumps
+            line = fmt % tuple([
+                v if v.__class__ is int else "null" if v is None else
+                _encode_str(v) if v.__class__ is str else enc(v)
+                for v in values(record)])
+        self.stream.write(line)
+
+    def _template_of(self, record):
+        """The line template of the record's shape; None for a record
+        without one, and for a shape's first record (a shape seen once, as
+        a new stack's, costs less encoded whole than templated)."""
+        shape = getattr(record, "shape", None)
+        if shape is None:
+            return None
+        template = self._templates.get(shape, False)
+        if template:
+            return template
+        if template is False:
+            self._templates[shape] = None
+            return None
+        return self._template(record)
+
+    def _template(self, record):
+        """(%-format of a line, the keys whose values fill it in) for the
+        records of `record`'s shape."""
+        parts, keys = [], []
+        for k, v in record.items():
+            if k == "stack" and not self.stacks:
+                continue
+            if k in SHAPE_FIELDS:
+                parts.append('"%s":%s' % (k, self._dumps(v).replace(
+                    "%", "%%")))
+            else:
+                parts.append('"%s":%%s' % k)
+                keys.append(k)
+        if len(self._templates) > TEMPLATES_KEPT:
+            self._templates.clear()
+        template = self._templates[record.shape] = (
+            "{" + ",".join(parts) + "}\n", _getter(keys))
+        return template
 
     def lost(self, count, total):
         self._write({"kind": "lost", "count": count, "total": total})
@@ -68,7 +110,7 @@ class JsonWriter:
 
     def _write(self, obj):
         self.stream.write(self._dumps(obj) + "\n")
-        self.stream.flush()
+        self.flush()
 
 
 # (heading, width, value of a record). The default row fits 80 columns

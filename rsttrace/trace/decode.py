@@ -1,11 +1,19 @@
 """The BPF program's raw event (rsttrace.abi.RawEvent) to rsttrace's event
 record (a dict, what `--json` prints; see FIELDS and docs/json-schema.md)
 and the Facts its cause is decided on (rsttrace.facts).
+
+Most of a record is the same for every event of one kind of RST (a storm
+repeats one): the names of its kind, hook, state and reason, its packet
+flags, its kernel stack and context, its facts and cause. That part is its
+Shape, made once per distinct combination of the raw values it comes from
+and shared by the records (record.shape); per event only the values of
+that event are read (time, addresses, ports, sequence numbers, queues).
 """
 
 import datetime
 import functools
 import ipaddress
+import operator
 import time
 
 from rsttrace import abi
@@ -24,13 +32,24 @@ FIELDS = ("time", "ts_ns", "kind", "hook", "family", "saddr", "sport",
 # the schema, as they joined version 1 late (docs/record.schema.json).
 WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
               "owner_source")
+# The keys whose values come from the record's Shape: equal for every
+# record of one shape.
+SHAPE_FIELDS = ("kind", "hook", "family", "state", "reason", "context",
+                "seg_flags", "cause", "explanation", "stack")
+
+# The raw values a Shape is made from (rst_event members).
+_SHAPE_KEY = operator.itemgetter(*(
+    [n for n, _ in abi.RAW_FIELDS].index(name) for name in (
+        "kind", "hook", "state", "flags", "reason", "family", "seg_flags",
+        "facts", "stack_key")))
 
 # Caches, each bounded, and each kept because scripts/bench-caches shows
-# it pays (bench/CACHES.md): a storm repeats its values (few stacks, peers
-# and names) while the first computation is costly: a stack is a map
-# lookup and a kallsyms search per frame; ipaddress and datetime
-# formatting cost more than the rest of a record.
-STACKS_KEPT = 65536
+# it pays (bench/CACHES.md): a storm repeats its values (few shapes, peers
+# and names) while the first computation is costly: a shape's stack is a
+# map lookup and a kallsyms search per frame, its cause an attribution;
+# ipaddress and datetime formatting cost more than the rest of a record.
+# The kernel keeps STACK_ENTRIES (16384) stacks.
+SHAPES_KEPT = 16384
 SYMBOLS_KEPT = 65536
 
 
@@ -65,19 +84,44 @@ def monotonic_to_wall_offset():
     return round(best[1], -3)
 
 
+class Shape:
+    """The part of a record that events of one kind share (SHAPE_FIELDS),
+    and its Facts. One object per shape: equal shapes are the same object."""
+
+    __slots__ = SHAPE_FIELDS + ("facts",)
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values[name])
+
+
+class Record(dict):
+    """An event record (FIELDS, in this order) and the Shape its
+    SHAPE_FIELDS were taken from. Its SHAPE_FIELDS are read-only once made:
+    writers may encode them once for all the records of a shape
+    (rsttrace.output.writers); the other keys (WHO_FIELDS) are filled in
+    per record."""
+
+    __slots__ = ("shape",)
+
+
 class Decoder:
-    """Builds records and facts for one tracer run: knows the kernel's
-    reason names, its HZ and how to symbolise stacks (each stack once)."""
+    """Builds records for one tracer run: knows the kernel's reason names,
+    its HZ, how to symbolise stacks (each stack once), and, when given,
+    how to decide a cause (attribute(facts) -> (cause, explanation), once
+    per shape)."""
 
     def __init__(self, reasons, hz, stack_lookup=None, ksym=None,
-                 refresh=None):
+                 refresh=None, attribute=None):
         self.reasons = reasons
         self.hz = hz
         self.stack_lookup = stack_lookup
         self.ksym = ksym
         self.refresh = refresh      # () -> True when kernel symbols changed
+        self.attribute = attribute
         self.offset_ns = monotonic_to_wall_offset()
-        self._stacks = {}           # stack_key -> (frames, own, context)
+        self._shapes = {}           # raw values (_SHAPE_KEY) -> Shape
+        self._by_values = {}        # shape()'s arguments -> Shape
         self._syms = {}             # address -> kernel symbol
         self.missing_stacks = 0     # stacks the kernel table no longer had
         self._sec = self._sec_text = None
@@ -86,10 +130,8 @@ class Decoder:
 
     def stack(self, stack_key, hook=None):
         """(frames, own frames, context) of a kernel stack (stack_key 0:
-        none); see rsttrace.trace.stacks."""
-        hit = self._stacks.get(stack_key)
-        if hit is not None:
-            return hit
+        none), or None when the kernel's table no longer has it; see
+        rsttrace.trace.stacks. (Asked once per shape: not kept.)"""
         addrs = None
         if stack_key and self.stack_lookup is not None:
             addrs = self.stack_lookup(stack_key)
@@ -98,6 +140,7 @@ class Decoder:
                 # stacks than the table holds): counted, looked up again
                 # next time
                 self.missing_stacks += 1
+                return None
         if not addrs:
             return [], (), None
         if self.refresh is not None and self.refresh():
@@ -111,16 +154,12 @@ class Decoder:
                 name = self._syms[addr] = self.ksym(addr)
             names.append(name)
         frames = kernel_path(names, hook)
-        if len(self._stacks) > STACKS_KEPT:
-            self._stacks.clear()
-        hit = self._stacks[stack_key] = (frames, own_frames(frames),
-                                         context_of(frames))
-        return hit
+        return frames, own_frames(frames), context_of(frames)
 
     def frames(self, stack_key, hook=None):
-        return self.stack(stack_key, hook)[0]
+        return (self.stack(stack_key, hook) or ([],))[0]
 
-    # -- one event ------------------------------------------------------------
+    # -- shapes ---------------------------------------------------------------
 
     def names(self, kind, hook, state, reason):
         """The names of an event's kind, hook, state (0: none) and reason."""
@@ -130,40 +169,86 @@ class Decoder:
                 else None,
                 self.reasons.name(reason))
 
+    def shape(self, kind, hook, state, reason, family, seg_flags, bits,
+              stack_key):
+        """(Shape, missing) of events with these raw values: state 0 for no
+        socket, seg_flags None for no packet, bits the kernel's FACT_*;
+        missing: the stack table no longer had the stack (the shape then
+        has none, and is not kept)."""
+        key = (kind, hook, state, reason, family, seg_flags, bits, stack_key)
+        shape = self._by_values.get(key)
+        if shape is not None:
+            return shape, False
+        shape, missing = self._make_shape(*key)
+        if not missing:
+            if len(self._by_values) > SHAPES_KEPT:
+                self._by_values.clear()
+            self._by_values[key] = shape
+        return shape, missing
+
+    def _make_shape(self, kind, hook, state, reason, family, seg_flags, bits,
+                    stack_key):
+        kind, hook, state, reason = self.names(kind, hook, state, reason)
+        stack = self.stack(stack_key, hook)
+        missing = stack is None
+        frames, own, context = stack or ([], (), None)
+        flag_set = abi.tcp_flag_set(seg_flags or 0)
+        facts = Facts.of_bits(kind, hook, state, reason, flag_set, bits, own)
+        cause, explanation = self.attribute(facts) if self.attribute \
+            else (None, None)
+        # the kind as Facts has it (an abort is not an RST received)
+        shape = Shape(kind=facts.kind, hook=hook, family=family or None,
+                      state=state, reason=reason, context=context,
+                      seg_flags=abi.tcp_flags(seg_flags)
+                      if seg_flags is not None else None,
+                      cause=cause, explanation=explanation, stack=frames,
+                      facts=facts)
+        return shape, missing
+
+    def _shape_of(self, ev):
+        """The Shape of a raw event, made on its shape's first event."""
+        key = _SHAPE_KEY(ev)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape, missing = self.shape(
+                ev.kind, ev.hook, ev.state if ev.flags & abi.EV_SOCK else 0,
+                ev.reason, ev.family, ev.seg_flags if ev.flags &
+                abi.EV_PACKET else None, ev.facts, ev.stack_key)
+            if not missing:     # else looked up again (Decoder.stack)
+                if len(self._shapes) > SHAPES_KEPT:
+                    self._shapes.clear()
+                self._shapes[key] = shape
+        return shape
+
+    # -- one event ------------------------------------------------------------
+
     def decode(self, ev):
         """(record, facts) of one raw event."""
-        state = ev.state if ev.flags & abi.EV_SOCK else 0
-        kind, hook, state, reason = self.names(ev.kind, ev.hook, state,
-                                               ev.reason)
-        frames, own, context = self.stack(ev.stack_key, hook)
-        facts = Facts.of_bits(kind, hook, state, reason,
-                              abi.tcp_flag_set(ev.seg_flags), ev.facts, own)
-        # the kind as Facts has it (an abort is not an RST received)
-        return self._record(ev, facts.kind, hook, state, reason, frames,
-                            context), facts
+        shape = self._shape_of(ev)
+        return self._record(ev, shape), shape.facts
 
     def record(self, ev):
-        return self.decode(ev)[0]
+        return self._record(ev, self._shape_of(ev))
 
-    def _record(self, ev, kind, hook, state, reason, frames, context):
+    def _record(self, ev, s):
         flags = ev.flags
-        family = ev.family or None
+        family = s.family
         tcp_sock = flags & abi.EV_TCP_SOCK
         listener = flags & abi.EV_LISTENER
         seq_ok = flags & abi.EV_SEQ
         packet = flags & abi.EV_PACKET
-        return {
+        rec = Record({
             "time": self.time(ev.ts_ns),
             "ts_ns": ev.ts_ns,
-            "kind": kind,
-            "hook": hook,
+            "kind": s.kind,
+            "hook": s.hook,
             "family": family,
             "saddr": address(ev.saddr, family) if family else None,
             "sport": ev.sport if family else None,
             "daddr": address(ev.daddr, family) if family else None,
             "dport": ev.dport if family else None,
-            "state": state,
-            "reason": reason,
+            "state": s.state,
+            "reason": s.reason,
             "netns": ev.netns or None,
             # who: filled by rsttrace.context.Enricher (from ev's owner
             # fields, /proc and the container runtimes' state)
@@ -172,7 +257,7 @@ class Decoder:
             "pod": None,
             "pid": ev.pid,
             "comm": _comm(ev.comm),
-            "context": context,
+            "context": s.context,
             "owner_pid": None,
             "owner_comm": None,
             "owner_source": None,
@@ -188,12 +273,14 @@ class Decoder:
                         self._seconds(ev.linger2)) if tcp_sock else None,
             "backlog": ev.backlog if listener else None,
             "backlog_max": ev.backlog_max if listener else None,
-            "seg_flags": abi.tcp_flags(ev.seg_flags) if packet else None,
+            "seg_flags": s.seg_flags,
             "seg_len": ev.seg_len if packet else None,
-            "cause": None,
-            "explanation": None,
-            "stack": frames,
-        }
+            "cause": s.cause,
+            "explanation": s.explanation,
+            "stack": s.stack,
+        })
+        rec.shape = s
+        return rec
 
     def _seconds(self, jiffies):
         """Jiffies as seconds (an int when whole); None without HZ."""

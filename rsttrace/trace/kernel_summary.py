@@ -10,19 +10,22 @@ keys of one interval; what was counted is kept here, as Summary rows.
 import copy
 
 from rsttrace import abi
-from rsttrace.attribution import attribute
-from rsttrace.facts import Facts
 from rsttrace.output.summary import Summary
 
 
+def key_shape(key, decoder):
+    """The decoder's Shape (rsttrace.trace.decode) of the events one `agg`
+    map key (struct agg_key) counts."""
+    return decoder.shape(key.kind, key.hook, key.state, key.reason,
+                         key.family, key.seg_flags if key.facts &
+                         abi.FACT_PACKET else None, key.facts,
+                         key.stack_key)[0]
+
+
 def key_facts(key, decoder):
-    """(Facts, frames, family) of one `agg` map key (struct agg_key)."""
-    kind, hook, state, reason = decoder.names(key.kind, key.hook, key.state,
-                                              key.reason)
-    frames, own, _ = decoder.stack(key.stack_key, hook)
-    facts = Facts.of_bits(kind, hook, state, reason,
-                          abi.tcp_flag_set(key.seg_flags), key.facts, own)
-    return facts, frames, key.family or None
+    """(Facts, frames, family) of one `agg` map key."""
+    shape = key_shape(key, decoder)
+    return shape.facts, shape.stack, shape.family
 
 
 def key_record(key, decoder):
@@ -30,17 +33,20 @@ def key_record(key, decoder):
     metrics count by (cause, kind, hook, state, reason, family, stack), and
     the key's netns and local_port (0 unless the tracer was built with
     them; rsttrace.output.metric_labels)."""
-    facts, frames, family = key_facts(key, decoder)
-    return {"cause": attribute(facts)[0], "kind": facts.kind,
-            "hook": facts.hook, "state": facts.state,
-            "reason": facts.reason, "family": family, "stack": frames,
-            "netns": key.netns or None, "local_port": key.local_port}
+    s = key_shape(key, decoder)
+    return {"cause": s.cause, "kind": s.kind, "hook": s.hook,
+            "state": s.state, "reason": s.reason, "family": s.family,
+            "stack": s.stack, "netns": key.netns or None,
+            "local_port": key.local_port}
 
 
 class KernelSummary:
     """Reads the counts of a summary-mode tracer."""
 
     def __init__(self, tracer, decoder):
+        if decoder.attribute is None:
+            raise ValueError("KernelSummary needs a Decoder that decides "
+                             "causes (Decoder(attribute=...))")
         self.tracer = tracer
         self.decoder = decoder
         self.total = Summary()      # everything harvested so far

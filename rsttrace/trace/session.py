@@ -42,7 +42,9 @@ class Session:
         self.on_tick = None          # called about once a second
         self.before_close = None     # called after the last drain
         self.failed = None           # what _raw raised, raised again later
-        self._poll_until = None      # while run() polls: when to return
+        self._polling = False        # run() polls (drains run to the end)
+        self._poll_until = None      # when the poll in progress returns
+        self._old_handlers = None    # while catch_signals() holds them
 
     def start(self):
         self.tracer.start(self._raw)
@@ -50,7 +52,8 @@ class Session:
         tp_format = features.tracepoint_format("tcp", "tcp_send_reset")
         self.decoder = Decoder(ReasonNames.for_kernel(kbtf, tp_format),
                                features.hz(), self.tracer.stack,
-                               self.tracer.ksym, self.tracer.refresh_symbols)
+                               self.tracer.ksym, self.tracer.refresh_symbols,
+                               attribute)
         return self
 
     def _raw(self, ev):
@@ -67,10 +70,14 @@ class Session:
                 self.failed = e
         if self.failed is not None:
             return STOP
-        if self._poll_until is not None and (
-                self.stopping or time.monotonic() >= self._poll_until or
-                (self.count is not None and self.seen >= self.count)):
-            return STOP
+        if self._polling:
+            # the budget starts with the first event, not with the wait
+            now = time.monotonic()
+            if self._poll_until is None:
+                self._poll_until = now + POLL_BUDGET_S
+            if self.stopping or now >= self._poll_until or (
+                    self.count is not None and self.seen >= self.count):
+                return STOP
         return 0
 
     def _raise_failure(self):
@@ -81,10 +88,9 @@ class Session:
     def _record(self, ev):
         if self.count is not None and self.seen >= self.count:
             return
-        record, facts = self.decoder.decode(ev)
+        record = self.decoder.record(ev)      # with its cause
         if self.enricher is not None:
             self.enricher.enrich(record, ev)
-        record["cause"], record["explanation"] = attribute(facts)
         self.seen += 1
         if self.summary is not None:
             self.summary.add(record)
@@ -115,20 +121,33 @@ class Session:
     def _stop(self, signum, frame):
         self.stopping = True
 
+    def catch_signals(self):
+        """From now on SIGINT and SIGTERM end the session cleanly (once
+        run() gets to it) instead of interrupting it; run() puts the old
+        handlers back. The CLI calls this before it says it is tracing,
+        so that a Ctrl-C right after that still ends with the summary."""
+        if self._old_handlers is None:
+            self._old_handlers = {s: signal.signal(s, self._stop)
+                                  for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _release_signals(self):
+        for s, h in (self._old_handlers or {}).items():
+            signal.signal(s, h)
+        self._old_handlers = None
+
     def run(self):
         """Poll until duration, count or a signal; then finish()."""
-        old = {s: signal.signal(s, self._stop)
-               for s in (signal.SIGINT, signal.SIGTERM)}
+        self.catch_signals()
         deadline = (time.monotonic() + self.duration
                     if self.duration else None)
         next_tick = time.monotonic() + 1
         try:
             while not self.stopping:
-                self._poll_until = time.monotonic() + POLL_BUDGET_S
+                self._polling, self._poll_until = True, None
                 try:
                     self.tracer.poll(100)
                 finally:
-                    self._poll_until = None     # drains run to the end
+                    self._polling = False       # drains run to the end
                 self._raise_failure()
                 self.check_lost()
                 self.tracer.check_modules()     # says which hooks came
@@ -143,8 +162,7 @@ class Session:
                     break
         finally:
             self.finish()
-            for s, h in old.items():
-                signal.signal(s, h)
+            self._release_signals()
 
     def drain(self):
         self.tracer.drain()

@@ -14,7 +14,7 @@ import sys
 from rsttrace import abi
 from rsttrace.errors import RsttraceError
 from rsttrace.kernel import features, headers, offsets
-from rsttrace.trace import hooks, module_probes
+from rsttrace.trace import hooks, module_probes, ringbuf
 from rsttrace.trace.module_watch import ModuleWatch
 from rsttrace.trace.filters import Filters
 from rsttrace.trace.visibility import Visibility
@@ -29,6 +29,21 @@ STACK_ENTRIES = 16384
 RINGBUF_PAGES = 1024         # 4 MiB, shared by all CPUs
 PERF_PAGES = 256             # per CPU, where there is no ring buffer
 AGG_ENTRIES = 16384          # distinct keys in summary mode
+# -D macros that tests and benchmarks may add (Tracer(defines=...)); see
+# stack_key() in bpf/rsttrace.bpf.c
+EXTRA_DEFINES = {
+    "STACK_MEMO_CHECK": "walk every stack all the same and count the "
+                        "remembered ones a walk contradicts",
+    "NO_STACK_MEMO": "walk every stack (nothing remembered)",
+}
+
+
+def wake_every(pages):
+    """Events a CPU writes between two wakeups of the reader: all CPUs
+    together then fill at most a quarter of a buffer of `pages` before the
+    reader is woken (bpf/rsttrace.bpf.c, BPF_RB_NO_WAKEUP)."""
+    records = pages * 4096 // ringbuf.RECORD_SIZE
+    return max(1, records // (4 * os.cpu_count()))
 OWNER_ENTRIES = 65536        # sockets whose owner the kernel remembers
 # Where socket owners are recorded (bpf/rsttrace.bpf.c, on_sock_set_state)
 OWNER_TRACEPOINT = ("sock", "inet_sock_set_state")
@@ -87,7 +102,8 @@ class Tracer:
 
     def __init__(self, mode="auto", filters=None, warn=None, packets=False,
                  buffer_pages=None, summary_only=False, agg_cflags=(),
-                 owners=True, buffer=None, agg_entries=AGG_ENTRIES):
+                 owners=True, buffer=None, agg_entries=AGG_ENTRIES,
+                 defines=()):
         self.requested_mode = mode
         self.summary_only = summary_only
         # summary mode: more agg_key fields (metric_labels.cflags)
@@ -103,6 +119,12 @@ class Tracer:
         self.agg_entries = agg_entries  # summary mode's map (tests: tiny)
         self.packets = packets
         self.filters = filters or Filters()
+        # more -D macros, for tests and benchmarks (EXTRA_DEFINES)
+        unknown = set(defines) - set(EXTRA_DEFINES)
+        if unknown:
+            raise ValueError("no such BPF program option: %s"
+                             % ", ".join(sorted(unknown)))
+        self.defines = tuple(defines)
         self.warn = warn or (lambda msg: print("rsttrace: " + msg,
                                                file=sys.stderr))
         self.bpf = None
@@ -111,6 +133,7 @@ class Tracer:
         self.kbtf = None
         self.headers = None
         self.ringbuf = False
+        self.reader = None          # ringbuf.RingReader, where it applies
         self.perf_lost = 0
         self.module_probes = None   # kprobes on module functions
         self.module_watch = ModuleWatch(lambda line: self.warn(line))
@@ -162,8 +185,9 @@ class Tracer:
                  "-DSTACK_ENTRIES=%d" % STACK_ENTRIES,
                  "-Wno-macro-redefined"]
         if self.ringbuf:
-            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d"
-                      % (self.buffer_pages or RINGBUF_PAGES)]
+            pages = self.buffer_pages or RINGBUF_PAGES
+            flags += ["-DUSE_RINGBUF", "-DRINGBUF_PAGES=%d" % pages,
+                      "-DWAKE_EVERY=%d" % wake_every(pages)]
         if self.summary_only:
             flags += ["-DSUMMARY_ONLY", "-DAGG_ENTRIES=%d" % self.agg_entries]
             flags += self.agg_cflags
@@ -175,6 +199,7 @@ class Tracer:
         for p in self.placements:
             flags += p.cflags()
         flags += self.filters.cflags()
+        flags += ["-D" + d for d in self.defines]
         return flags
 
     # -- loading -----------------------------------------------------------
@@ -271,6 +296,7 @@ class Tracer:
                 "rsttrace/abi.py" % (size, abi.RAW_SIZE),
                 "change abi.RAW_FIELDS with the header")
         unpack = abi.unpack
+        self._on_event = on_event
 
         def callback(_ctx_or_cpu, data, size):
             # ring buffer: (ctx, data, size); perf buffer: (cpu, data, size).
@@ -278,7 +304,9 @@ class Tracer:
             return on_event(unpack(data, size))
 
         if self.ringbuf:
-            events.open_ring_buffer(callback)
+            self.reader = ringbuf.open_reader(events)
+            if self.reader is None:
+                events.open_ring_buffer(callback)
         else:
             def lost(count):
                 self.perf_lost += count
@@ -325,14 +353,27 @@ class Tracer:
         return Visibility.here(self.mode, self.packets)
 
     def poll(self, timeout_ms=100):
-        if self.ringbuf:
-            self.bpf.ring_buffer_poll(timeout_ms)
+        """Deliver what the buffers hold; when they hold nothing, wait up to
+        timeout_ms for the kernel's wakeup first (the kernel wakes the ring
+        buffer's reader only now and then: bpf/rsttrace.bpf.c,
+        WAKE_EVERY)."""
+        if self.reader is not None:
+            if not self.reader.pending():
+                self.reader.wait(timeout_ms)
+            self.reader.consume(self._on_event, abi.unpack_from)
+        elif self.ringbuf:
+            from bcc.libbcc import lib
+            # not bcc's ring_buffer_consume(), which drops the count
+            if not lib.bpf_consume_ringbuf(self.bpf._ringbuf_manager):
+                self.bpf.ring_buffer_poll(timeout_ms)
         else:
             self.bpf.perf_buffer_poll(timeout_ms)
 
     def drain(self):
         """Deliver whatever is already in the buffers, without waiting."""
-        if self.ringbuf:
+        if self.reader is not None:
+            self.reader.consume(self._on_event, abi.unpack_from)
+        elif self.ringbuf:
             self.bpf.ring_buffer_consume()
         else:
             self.bpf.perf_buffer_poll(0)
@@ -340,8 +381,8 @@ class Tracer:
     def counts(self):
         """(matched, lost): events that passed the filters in the kernel,
         and of those the ones the buffer had no room for."""
-        table = self.bpf[b"counts"]
-        matched = sum(table[table.Key(0)])
+        matched, kernel_lost = self.counter(abi.COUNT_MATCHED,
+                                            abi.COUNT_LOST)
         # The perf buffer reports the same losses twice over: perf_submit
         # fails (counted in the kernel) and the buffer later writes a
         # PERF_RECORD_LOST for them (perf_output_begin(), kernel/events/
@@ -349,8 +390,12 @@ class Tracer:
         # Where perf_event_output() returned nothing (older kernels),
         # bpf_perf_event_output() gave 0 on a full buffer and only the
         # second count exists: the larger of the two is right either way.
-        lost = max(sum(table[table.Key(1)]), self.perf_lost)
-        return matched, lost
+        return matched, max(kernel_lost, self.perf_lost)
+
+    def counter(self, *slots):
+        """The kernel's counts (abi.COUNT_*), summed over the CPUs."""
+        table = self.bpf[b"counts"]
+        return [sum(table[table.Key(s)]) for s in slots]
 
     def loss_cause(self):
         """Why events are counted lost: what had no room for them."""
@@ -399,6 +444,9 @@ class Tracer:
             self.module_probes.detach()
 
     def close(self):
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         if self.module_probes is not None:
             self.module_probes.remove()
             self.module_probes = None

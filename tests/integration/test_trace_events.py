@@ -85,14 +85,14 @@ def traced(request):
         attached = {p.hook.name for p in tracer.attached()}
         assert must_attach(mode) <= attached, (mode, attached)
         # what the kernel decided as facts (rst_event.facts), by record
-        decode = session.decoder.decode
+        record_of = session.decoder.record
         session.kernel_bits = {}
 
-        def decode_and_keep(ev):
-            record, facts = decode(ev)
+        def record_and_keep(ev):
+            record = record_of(ev)
             session.kernel_bits[id(record)] = ev.facts
-            return record, facts
-        session.decoder.decode = decode_and_keep
+            return record
+        session.decoder.record = record_and_keep
         try:
             yield Traced(pair, session, records, mode)
         finally:

@@ -22,7 +22,8 @@ BPF = os.path.join(os.path.dirname(__file__), "..", "..", "bpf")
 # What the program takes from bcc's helpers.h and the kernel's headers.
 EXTERNAL = {"BPF_ARRAY", "BPF_ARRAY_OF_MAPS", "BPF_HASH", "BPF_NOEXIST",
             "BPF_PERCPU_ARRAY", "BPF_PERF_OUTPUT",
-            "BPF_RINGBUF_OUTPUT", "BPF_TABLE", "KFUNC_PROBE", "NULL",
+            "BPF_RINGBUF_OUTPUT", "BPF_RB_FORCE_WAKEUP", "BPF_RB_NO_WAKEUP",
+            "BPF_TABLE", "KFUNC_PROBE", "NULL",
             "PT_REGS_PARM1", "PT_REGS_PARM2", "PT_REGS_PARM3",
             "PT_REGS_PARM4", "PT_REGS_PARM5"}
 ROLE_SUFFIXES = ("_SK", "_SKB", "_REASON")
@@ -73,7 +74,7 @@ def produced():
     return names
 
 
-PRODUCED = produced()
+PRODUCED = produced() | set(tracer.EXTRA_DEFINES)
 
 
 def test_every_macro_the_program_tests_is_produced():

@@ -69,7 +69,7 @@ def agg_key(rec, kernel):
 def summary_mode():
     kernel = Kernel()
     dec = Decoder(ReasonNames(dict(enumerate(REASONS))), 250,
-                  kernel.stacks.get, kernel.ksym)
+                  kernel.stacks.get, kernel.ksym, attribute=attribute)
     return kernel, dec
 
 

@@ -77,6 +77,7 @@ def test_json_shared_stack_list_encoded_correctly():
     w.event(record(stack=shared, sport=1))
     w.event(record(stack=["tcp_send_active_reset"]))
     w.event(record(stack=list(shared) + ["x"]))
+    w.flush()
     stacks = [json.loads(line)["stack"] for line in s.lines()]
     assert stacks == [shared, shared, ["tcp_send_active_reset"],
                       shared + ["x"]]
@@ -88,16 +89,18 @@ def test_json_record_without_stack():
     r = record()
     del r["stack"]
     w.event(r)
+    w.flush()
     assert json.loads(s.getvalue()) == r
 
 
-def test_json_no_event_flush_until_asked():
+def test_json_event_written_whole_and_flushed_only_when_asked():
     s = Stream()
     w = JsonWriter(s)
     w.event(record())
-    assert s.flushes == 0
-    w.flush()
+    assert s.flushes == 0 and s.getvalue().count("\n") == 1
+    w.lost(3, 3)                # in order, after the event
     assert s.flushes == 1
+    assert [json.loads(l).get("kind") for l in s.lines()] == ["sent", "lost"]
 
 
 def test_json_lost():
@@ -334,6 +337,7 @@ def test_json_lines_are_exactly_json_dumps():
             record(), record(linger=0.5, seq=None)]
     for r in recs:
         w.event(r)
+    w.flush()
     want = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs)
     assert s.getvalue() == want
 
@@ -343,6 +347,7 @@ def test_json_same_explanation_other_stack():
     w = JsonWriter(s)
     w.event(record(stack=["a"]))
     w.event(record(stack=["b"]))
+    w.flush()
     assert [json.loads(l)["stack"] for l in s.lines()] == [["a"], ["b"]]
 
 

@@ -1,0 +1,79 @@
+"""JsonWriter's line templates (one per record shape) write what json.dumps
+writes for the same record, byte for byte, whatever the values."""
+
+import io
+import itertools
+import json
+
+from rsttrace import abi
+from rsttrace.output.writers import JsonWriter
+from rsttrace.trace.decode import Decoder
+from test_event import REASONS, Kallsyms, raw, v6
+
+
+def explain(facts):
+    # every character the template must keep as it is, % above all
+    return "cause-%s" % facts.hook, '100% "quoted" \\ \u2013 %s %d'
+
+
+def decoder():
+    ks = Kallsyms()
+    return Decoder(REASONS, 250, ks.stack, ks.ksym, attribute=explain)
+
+
+VARIANTS = [
+    dict(),
+    dict(family=0, flags=0),
+    dict(family=6, saddr=v6("2001:db8::1"), daddr=v6("fe80::2")),
+    dict(flags=0xff, lingertime=125, linger2=-1, state=10, backlog=5),
+    dict(flags=abi.EV_SOCK | abi.EV_TCP_SOCK, linger2=2500),
+    dict(flags=abi.EV_LINGER, lingertime=0),
+    dict(netns=0, comm=b'a"b\\c\n\xff'.ljust(16, b"\0")),
+    dict(comm=b"caf\xc3\xa9".ljust(16, b"\0"), reason=11),
+    dict(flags=abi.EV_PACKET | abi.EV_SEQ, seg_flags=0x12, seg_len=7),
+    dict(stack_key=7), dict(stack_key=8), dict(stack_key=9),
+    dict(hook=99, kind=42),
+]
+
+
+def lines(records, stacks):
+    out = io.StringIO()
+    w = JsonWriter(out, stacks=stacks)
+    for r in records:
+        w.event(r)
+    w.flush()
+    return out.getvalue().splitlines()
+
+
+def test_template_lines_are_json_dumps():
+    dec = decoder()
+    # each variant twice, and with another value of its own, so that the
+    # template made by the first record is used by the others
+    records = [dec.record(raw(**dict(v, ts_ns=ts, sport=p)))
+               for v, ts, p in itertools.product(
+                   VARIANTS, (1, 10 ** 18 + 7), (80, 65535))]
+    assert len({id(r.shape) for r in records}) > 10
+    for stacks in (True, False):
+        got = lines(records, stacks)
+        want = [json.dumps({k: v for k, v in r.items()
+                            if stacks or k != "stack"},
+                           separators=(",", ":")) for r in records]
+        assert got == want
+        assert all(json.loads(g) == json.loads(w) for g, w in zip(got, want))
+
+
+def test_template_is_the_shapes():
+    dec = decoder()
+    a = dec.record(raw(sport=1))
+    b = dec.record(raw(sport=2, ts_ns=5))
+    assert a.shape is b.shape
+    assert dec.record(raw(family=6)).shape is not a.shape
+    assert lines([a, b], True)[1] == json.dumps(b, separators=(",", ":"))
+
+
+def test_records_of_a_shape_share_its_values():
+    dec = decoder()
+    r = dec.record(raw(stack_key=7))
+    for k in ("kind", "hook", "family", "state", "reason", "context",
+              "seg_flags", "cause", "explanation", "stack"):
+        assert r[k] == getattr(r.shape, k)
