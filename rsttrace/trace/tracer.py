@@ -8,6 +8,7 @@
 """
 
 import ctypes
+import mmap
 import os
 import sys
 
@@ -42,7 +43,7 @@ def wake_every(pages):
     """Events a CPU writes between two wakeups of the reader: all CPUs
     together then fill at most a quarter of a buffer of `pages` before the
     reader is woken (bpf/rsttrace.bpf.c, BPF_RB_NO_WAKEUP)."""
-    records = pages * 4096 // ringbuf.RECORD_SIZE
+    records = pages * mmap.PAGESIZE // ringbuf.RECORD_SIZE
     return max(1, records // (4 * os.cpu_count()))
 OWNER_ENTRIES = 65536        # sockets whose owner the kernel remembers
 # Where socket owners are recorded (bpf/rsttrace.bpf.c, on_sock_set_state)
