@@ -15,8 +15,17 @@ reported as median and spread (min..max). Sections (scripts/benchlib/):
              BPF runs and ns per run meanwhile; the idle tracer's CPU
   growth     cost per event and memory against distinct stacks, flows and
              namespaces; memory during the storms; the netns filter
-  caches     each user-space cache on and off (issue 10)
+  owner      the who-fields' cost in a storm at a listener, and the owner
+             probe's per TCP state change (issue 12)
   attach     process start to attached, next to bcc's tools and bpftrace
+
+Apart from the full run (each with --quick for a smoke run):
+  --filters  a flood under filters that drop every RST in the kernel:
+             --host, --port, filter expressions (bench/FILTERS.md)
+  --exporter `rsttrace exporter` under the storms, its label bound and its
+             scrape time (bench/EXPORTER.md)
+The user-space caches have a bench of their own: scripts/bench-caches
+(bench/CACHES.md).
 """
 
 import argparse
@@ -30,9 +39,9 @@ import time
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [SCRIPTS, os.path.dirname(SCRIPTS)]
 
-from benchlib import (attach, caches, growth, report, stack,  # noqa: E402
-                      storm, traffic)
-from benchlib.common import HERE, log, table  # noqa: E402
+from benchlib import (attach, exporter, filters, growth,  # noqa: E402
+                      owner, report, stack, storm, traffic)
+from benchlib.common import HERE, log  # noqa: E402
 from rsttrace.errors import RsttraceError  # noqa: E402
 from rsttrace.lab.netns import NamespacePair  # noqa: E402
 from rsttrace.output.outfile import OutputFile  # noqa: E402
@@ -84,9 +93,12 @@ class Plan:
         self.growth = {k: v[:2] for k, v in growth.POINTS.items()} \
             if quick else growth.POINTS
         self.growth_events = 20000 if quick else 200000
-        self.cache_events = 5000 if quick else 60000
+        self.owner_rounds = 1 if quick else 3
         self.attach_rounds = 1 if quick else 3
         self.netns_sizes = (1, 4) if quick else (1, 200)
+        self.filter_rounds = 1 if quick else 5
+        self.exporter_rounds = 1 if quick else 3
+        self.exporter_seconds = 1 if quick else 4
 
 
 def run(plan):
@@ -103,13 +115,13 @@ def run(plan):
         log("growth: the netns filter")
         res["netns"] = growth.bench_netns_filter(pair, plan.seconds,
                                                  plan.netns_sizes)
+        res["owner"] = owner.bench_owner(pair, plan.owner_rounds,
+                                         plan.seconds)
     with NamespacePair() as pair:
         res["overhead"] = traffic.bench_overhead(
             pair, plan.overhead_rounds, plan.overhead_seconds)
     log("growth: user space")
     res["growth"] = growth.bench_user(plan.growth, plan.growth_events)
-    log("caches")
-    res["caches"] = caches.bench_caches(plan.cache_events)
     res["attach"] = attach.bench_attach(plan.attach_rounds)
     sections.append(report.goals_section(report.goals(
         res["storm"], res["capacity"], res["overhead"], res["attach"])))
@@ -119,13 +131,32 @@ def run(plan):
     sections.append(report.overhead_section(*res["overhead"]))
     sections.append(report.growth_section(res["growth"], res["netns"],
                                           res["storm"]))
-    sections.append(report.caches_section(*res["caches"]))
-    sections.append("## Time to attached\n\nProcess start to probes "
-                    "attached (the tool's own ready line); cold = page cache "
-                    "dropped first. Median (min..max).\n\n" +
-                    table(["tool", "", "seconds", "error"],
-                                 res["attach"]))
+    sections.append(report.owner_section(*res["owner"]))
+    sections.append(report.attach_section(res["attach"]))
+    sections.append("## Measured elsewhere\n\nThe user-space caches: "
+                    "`scripts/bench-caches` ([CACHES.md](CACHES.md)); "
+                    "filters in the kernel: `scripts/bench --filters` "
+                    "([FILTERS.md](FILTERS.md)); the exporter: "
+                    "`scripts/bench --exporter` ([EXPORTER.md](EXPORTER.md)).")
     return sections
+
+
+def run_filters(plan):
+    with NamespacePair() as pair:
+        return [filters.bench_filters(pair, plan.filter_rounds,
+                                      plan.seconds)]
+
+
+def run_exporter(plan):
+    return [exporter.bench_exporter(plan.exporter_rounds,
+                                    plan.exporter_seconds, plan.rates)]
+
+
+# what to run: (title, results file, sections)
+RUNS = {"full": ("rsttrace benchmarks", "RESULTS.md", run),
+        "filters": ("rsttrace filter cost", "FILTERS.md", run_filters),
+        "exporter": ("rsttrace exporter benchmarks", "EXPORTER.md",
+                     run_exporter)}
 
 
 def main():
@@ -133,23 +164,33 @@ def main():
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="one short round of everything (a smoke test)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--filters", dest="run", action="store_const",
+                       const="filters", help="only the filter cost, into "
+                       "bench/FILTERS.md")
+    which.add_argument("--exporter", dest="run", action="store_const",
+                       const="exporter", help="only the exporter's cost, "
+                       "into bench/EXPORTER.md")
     ap.add_argument("-o", "--output", help="results file (default "
-                    "bench/RESULTS.md; with --quick a temporary file)")
+                    "bench/RESULTS.md, or the one of --filters/--exporter; "
+                    "with --quick a temporary file)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: error: needs root (BPF, namespaces): run with sudo")
+    title, results, sections_of = RUNS[a.run or "full"]
     started, load_before = time.monotonic(), load()
-    sections = run(Plan(a.quick))
+    sections = sections_of(Plan(a.quick))
     took = time.monotonic() - started
-    head = ("# rsttrace benchmarks\n\n%s%s, on %s.\n`scripts/bench%s` took "
-            "%.0f s; load average %s before, %s after (other work on the "
-            "machine makes the figures noisier and the rates lower).\n" % (
-                "QUICK SMOKE RUN (not results): " if a.quick else "",
+    head = ("# %s\n\n%s%s, on %s.\n`scripts/bench%s` took %.0f s; load "
+            "average %s before, %s after (other work on the machine makes "
+            "the figures noisier and the rates lower).\n" % (
+                title, "QUICK SMOKE RUN (not results): " if a.quick else "",
                 datetime.datetime.now(datetime.timezone.utc).strftime(
                     "%Y-%m-%d %H:%M UTC"), machine(),
-                " --quick" if a.quick else "", took, load_before, load()))
+                "".join(" --" + f for f in (a.run, a.quick and "quick")
+                        if f), took, load_before, load()))
     text = "\n\n".join([head] + sections) + "\n"
-    path = a.output or (os.path.join(HERE, "bench", "RESULTS.md")
+    path = a.output or (os.path.join(HERE, "bench", results)
                         if not a.quick else
                         tempfile.mktemp(prefix="rsttrace-bench-",
                                         suffix=".md"))

@@ -58,11 +58,11 @@ def hping(pair, args, seconds, port=9, procs=1):
             h.wait()
 
 
-def storm(pair, args, seconds, procs=1):
+def storm(pair, args, seconds, procs=1, port=9):
     """(RSTs the kernel sent, their rate per second) of one hping run."""
     before = out_rsts(pair)
     t0 = time.monotonic()
-    hping(pair, args, seconds, procs=procs)
+    hping(pair, args, seconds, port=port, procs=procs)
     elapsed = time.monotonic() - t0
     time.sleep(0.3)
     sent = out_rsts(pair) - before

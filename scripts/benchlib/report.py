@@ -22,9 +22,9 @@ def storm_section(results):
             rows.append([r["tracer"], "-", "-", "-", "-", "-", "-",
                          "failed: " + r["error"], "-", "-", "-"])
             continue
-        if r["tracer"].startswith("bpftrace"):
+        if "seen" in r:             # a peer
             rows.append(["flood", r["tracer"], r["mode"], "%.0f" % r["rate"],
-                         r["sent"], "%d seen" % r["seen"], "-", "-",
+                         r["sent"], "%d seen" % r["seen"], r["lost"], "-",
                          median_spread(r["ns_spread"], "%.0f"), "-", "-"])
             continue
         rows.append([
@@ -49,7 +49,10 @@ def storm_section(results):
             "event delivered (summary mode delivers counts, not events). "
             "Each row is the round with the median delivered share (so its "
             "columns add up); spreads are over all rounds. bpftrace's "
-            "`count()` and `@[kstack] = count()` run on the same flood.\n\n"
+            "`count()` and `@[kstack] = count()` and `perf trace -e "
+            "tcp:tcp_send_reset` (perf events, so no BPF runs; the host's "
+            "RSTs it printed, and the losses it reported) run on the same "
+            "flood.\n\n"
             + table(["hping3", "tracer", "mode", "RSTs/s", "sent",
                      "delivered", "lost", "delivered %", "ns per BPF run",
                      "exact", "tracer CPU us/event"], rows))
@@ -160,22 +163,34 @@ def growth_section(user, netns, storm):
             table(["namespaces in the filter", "ns per run"], filt))
 
 
-def caches_section(workloads, rows):
-    base = rows[0][1]
-    out = []
-    for name, vals in rows:
-        cells = ["%.2f" % v if name == "all on" else "%.2f (%+.0f%%)" % (
-            v, 100 * (v / b - 1)) for v, b in zip(vals, base)]
-        out.append([name if name == "all on" else name[2:] + " (put back)"
-                    if name.startswith("+ ") else name + " off"] + cells)
-    return ("## User-space caches (issue 10)\n\nus of CPU per event with "
-            "every cache on, with one off, and with one that rsttrace does "
-            "without put back (it did not pay): a flood (one shape), a "
-            "varied stream (400 shapes over 100 stacks, 2000 peers), a "
-            "stream of new stacks only (each its own), and `report` "
-            "attributing saved records without causes. Stacks are real "
-            "kernel addresses symbolised by bcc, as in a run.\n\n" +
-            table(["caches"] + ["%s us" % w for w in workloads], out))
+def owner_section(rows, kernel):
+    ns_run, runs, prog = kernel
+    probe = "not measured (no runs)" if ns_run is None else \
+        "%.0f ns per run (%s, %d runs)" % (ns_run, prog, runs)
+    return ("## Who is behind each RST: the cost\n\nhping3 floods SYN|ACKs "
+            "at a listener that another process owns, across veth: every "
+            "RST is the listener's and names its owner (from the kernel's "
+            "record when the listener started under rsttrace, from "
+            "/proc/*/fd when it was older), the namespace's name and its "
+            "container (none here, looked up all the same). Streamed as "
+            "JSON (`--no-stack`) with the who-fields and with `--no-owner`; "
+            "median (min..max) over the rounds, CPU of rsttrace after "
+            "attaching.\n\n" +
+            table(["rsttrace trace --json", "RSTs/s (kernel)",
+                   "events/s delivered", "delivered %",
+                   "CPU s per 100k events"], rows) +
+            "\n\nIn the kernel, the probe that records owners "
+            "(sock:inet_sock_set_state, on every TCP state change of the "
+            "host, with or without RSTs) costs %s: the program of rsttrace's "
+            "that ran most while 3000 connections opened and closed "
+            "(BPF_ENABLE_STATS)." % probe)
+
+
+def attach_section(rows):
+    return ("## Time to attached\n\nProcess start to probes attached (the "
+            "tool's own ready line); cold = page cache dropped first. "
+            "Median (min..max).\n\n" +
+            table(["tool", "", "seconds", "error"], rows))
 
 
 def _short(value, goal, higher=True, unit=""):

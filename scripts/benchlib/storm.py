@@ -1,10 +1,14 @@
 """RST storms: SYNs from hping3 to a closed port across a veth pair between
 two namespaces. What the kernel sent (nstat TcpOutRsts in the namespace)
 against what each tracer delivered and lost, the kernel's cost per BPF
-run (BPF_ENABLE_STATS), the tracer's CPU per event; and the host's RST
+run (BPF_ENABLE_STATS), the tracer's CPU per event, with bpftrace and
+`perf trace` as peers on the flood; and the host's RST
 capacity: the flood's rate under each tracer against the rate without."""
 
 import json
+import os
+import re
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -23,6 +27,10 @@ TRACERS = [("streaming", ["--json", "-o", "FILE"]),
            ("summary-only", ["--summary-only", "--json"])]
 PEERS = [("bpftrace count()", BPFTRACE_COUNT),
          ("bpftrace @[kstack] = count()", BPFTRACE_KSTACK)]
+# (a peer on the storm only: it streams every event through perf's ring
+# buffer, and says nothing when it is attached)
+PERF_TRACE = ["perf", "trace", "--no-syscalls", "-a", "-e",
+              "tcp:tcp_send_reset"]
 
 
 def rsttrace(pair, mode, args, outfile):
@@ -81,7 +89,30 @@ def peer_round(pair, argv, seconds):
                if line.rstrip().endswith(tuple("0123456789")) and
                (line.startswith("@n:") or line.startswith("]:")))
     return {"sent": sent, "rate": rate, "runs": runs, "ns_run": ns_run,
-            "seen": seen, "cpu": cpu}
+            "seen": seen, "lost": "not reported", "cpu": cpu}
+
+
+def perf_round(pair, argv, seconds, attach_s=3):
+    """perf trace on the flood: the events it printed and the losses it
+    reported (its LOST lines); no BPF runs (perf events)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+        time.sleep(attach_s)
+        if proc.poll() is not None:
+            out.seek(0)
+            raise RuntimeError("perf trace exited: " + out.read()[-300:])
+        sent, rate = storm(pair, ["--flood"], seconds)
+        proc.send_signal(signal.SIGINT)
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    lost = re.findall(r"LOST (\d+) events", text)
+    return {"sent": sent, "rate": rate, "runs": None, "ns_run": None,
+            "seen": text.count("tcp:tcp_send_reset("),
+            "lost": "%d reported" % sum(map(int, lost)) if lost else
+            "none reported", "cpu": ru.ru_utime + ru.ru_stime}
 
 
 def bench_storm(pair, modes, rounds, seconds, rates=RATES):
@@ -101,9 +132,10 @@ def bench_storm(pair, modes, rounds, seconds, rates=RATES):
                             results[-1]["ns_run"] or 0,
                             results[-1]["cpu_us"],
                             100 * results[-1]["share"]))
-        for name, program in PEERS:
+        for name, program in PEERS + [("perf trace", PERF_TRACE)]:
+            peer = perf_round if program is PERF_TRACE else peer_round
             try:
-                r = [peer_round(pair, program, seconds) for _ in range(rounds)]
+                r = [peer(pair, program, seconds) for _ in range(rounds)]
             except RuntimeError as e:       # a peer that cannot run here
                 results.append({"tracer": name, "error": str(e)[-200:]})
                 continue

@@ -1,4 +1,4 @@
-"""Made-up raw events for the user-space benchmarks (growth, caches): a
+"""Made-up raw events for the growth benchmark (user space): a
 flood's events (hping3 SYNs to a closed port, tcp:tcp_send_reset) whose
 stacks are real kernel addresses, symbolised by bcc as rsttrace does."""
 
@@ -66,7 +66,8 @@ def raw_events(n, stacks=1, peers=1, namespaces=1, variants=1):
                 family=4, kind=1, hook=6, state=0,
                 flags=abi.EV_PACKET | abi.EV_SEQ, seg_flags=2,
                 facts=abi.FACT_PACKET | abi.FACT_SEQ_ZERO, pad=0,
-                comm=b"hping3".ljust(16, b"\0"))
+                comm=b"hping3".ljust(16, b"\0"), owner_pid=0, sock_ino=0,
+                owner_comm=b"\0" * 16)
     out = []
     for i in range(n):
         v = dict(base, ts_ns=10 ** 12 + i * 3000, dport=1024 + i % 50000,

@@ -1,9 +1,8 @@
 """The exporter's cost (`scripts/bench --exporter`, results in
-bench/EXPORTER.md); kept apart from the tracer's benchmarks in bench.py,
-whose helpers it uses:
+bench/EXPORTER.md):
 
   storm    `rsttrace exporter` counting hping3's SYN storms to a closed
-           port at the rates of bench.RATES: what it counted against the
+           port at the storm section's rates: what it counted against the
            kernel's count, and its CPU seconds per 100k RSTs (process CPU
            while the storm runs, harvests and scrapes included)
   ports    a flood to ever-changing service ports with --label local_port:
@@ -19,21 +18,18 @@ import sys
 import time
 import urllib.request
 
-import bench
-from bench import NamespacePair, hping, log, out_rsts, proc_cpu, table
+from benchlib.common import (HERE, RSTTRACE, Traced, log, ns, out_rsts,
+                             proc_cpu, rss, storm, table)
 
+from rsttrace.lab.netns import NamespacePair
 from rsttrace.output import metric_labels, metrics
 
-sys.path.insert(0, os.path.join(bench.HERE, "tests"))
+sys.path.insert(0, os.path.join(HERE, "tests"))
 from prometheus_server import free_port  # noqa: E402
 
 
 def rss_mib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return rss(pid) / 2 ** 20
 
 
 def scrape_text(port):
@@ -58,7 +54,7 @@ def counted(text):
 class Exporter:
     def __init__(self, pair, *args):
         self.port = free_port()
-        self.t = bench.Traced([bench.RSTTRACE, "exporter", "--listen",
+        self.t = Traced([RSTTRACE, "exporter", "--listen",
                                "127.0.0.1:%d" % self.port, "--interval", "1",
                                "--netns", pair.names["b"], *args],
                               ("stderr", "exporting to"))
@@ -70,7 +66,7 @@ class Exporter:
         return scrape_text(self.port)
 
     def stop(self):
-        return self.t.stop()
+        self.t.stop()
 
 
 def settled(exp, sent, timeout=20):
@@ -84,21 +80,17 @@ def settled(exp, sent, timeout=20):
         time.sleep(0.5)
 
 
-def storm(pair, label, hargs, seconds):
+def storm_round(pair, label, hargs, procs, seconds):
     exp = Exporter(pair)
     try:
-        before, cpu0 = out_rsts(pair, "b"), exp.cpu()
-        t0 = time.monotonic()
-        hping(pair, hargs, seconds, procs=2 if label.startswith("2x") else 1)
-        elapsed = time.monotonic() - t0
-        time.sleep(0.3)
-        sent = out_rsts(pair, "b") - before
+        cpu0 = exp.cpu()
+        sent, rate = storm(pair, hargs, seconds, procs)
         total, lost = settled(exp, sent)
         cpu = exp.cpu() - cpu0
         rss = rss_mib(exp.t.proc.pid)
     finally:
         exp.stop()
-    return [label, "%.0f" % (sent / elapsed), sent, total, lost,
+    return [label, "%.0f" % rate, sent, total, lost,
             "yes" if total + lost == sent else "NO",
             "%.2f" % (cpu / max(sent, 1) * 1e5), "%.0f" % rss]
 
@@ -110,8 +102,8 @@ def ports(pair, seconds, max_values=100):
                    str(max_values))
     try:
         rss0 = rss_mib(exp.t.proc.pid)
-        before = out_rsts(pair, "b")
-        gen = subprocess.Popen(bench.ns(pair, "a", "hping3", "-S", "-q",
+        before = out_rsts(pair)
+        gen = subprocess.Popen(ns(pair, "a", "hping3", "-S", "-q",
                                         "-p", "++1", "-i", "u50",
                                         pair.ipv4["b"]),
                                stdout=subprocess.DEVNULL,
@@ -120,7 +112,7 @@ def ports(pair, seconds, max_values=100):
         gen.kill()
         gen.wait()
         time.sleep(0.3)
-        settled(exp, out_rsts(pair, "b") - before)
+        settled(exp, out_rsts(pair) - before)
         total, lost, series = counted(exp.scrape())
         text = exp.scrape()
         values = {line.split('local_port="')[1].split('"')[0]
@@ -174,8 +166,9 @@ def bench_exporter(rounds, seconds, rates):
     log("exporter: storms, %ds per rate" % seconds)
     with NamespacePair() as pair:
         storms = []
-        for label, hargs in rates:
-            runs = [storm(pair, label, hargs, seconds) for _ in range(rounds)]
+        for label, hargs, procs in rates:
+            runs = [storm_round(pair, label, hargs, procs, seconds)
+                    for _ in range(rounds)]
             storms.append(sorted(runs, key=lambda r: float(r[6]))[
                 len(runs) // 2])
             log("  %s: %s" % (label, storms[-1][1:]))
