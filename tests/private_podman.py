@@ -21,8 +21,9 @@ Some things podman 4.3 makes outside whatever it is told: `podman
 container cleanup` (run by conmon when a container ends) calls runc
 without its root (/run/runc), the cgroupfs manager's cgroups
 (libpod_parent/...) stay after their containers, and the blob-info cache
-is /var/lib/containers/cache. close() removes them when this run made
-them.
+is /var/lib/containers/cache; now and then something of podman's uses
+the shared-memory locks (/dev/shm/libpod_lock) all the same. close()
+removes them when this run made them.
 
     sudo tests/private_podman.py CMD...    runs CMD with the cache's
                                            settings (scripts/test-image)"""
@@ -42,6 +43,9 @@ import time
 CACHE = "/var/cache/rsttrace-podman"
 OUTSIDE = ["/var/lib/containers", "/run/containers", "/run/libpod",
            "/run/runc"]
+# libpod's shared-memory locks: the run's podman uses file locks, but a
+# podman that misses its configuration (an exit command) makes this
+SHM_LOCK = "/dev/shm/libpod_lock"
 CGROUPS = "/sys/fs/cgroup/*/libpod_parent"
 ID = re.compile(r"(libpod-)?([0-9a-f]{64})$")
 
@@ -145,6 +149,11 @@ class PrivatePodman:
         for path in OUTSIDE:
             if path not in self.before:
                 shutil.rmtree(path, ignore_errors=True)
+        if SHM_LOCK not in self.before:
+            try:
+                os.remove(SHM_LOCK)
+            except FileNotFoundError:
+                pass
         for top in glob.glob(CGROUPS):
             _remove_cgroups(top, None if top not in self.before else
                             self.ids)
@@ -181,7 +190,7 @@ def outside_state(depth=3):
     paths under OUTSIDE and /etc/cni (to depth), the shared-memory locks,
     the cgroups of podman and buildah, the mounts under OUTSIDE and CACHE."""
     found = set()
-    for top in OUTSIDE + ["/etc/cni", "/dev/shm/libpod_lock"]:
+    for top in OUTSIDE + ["/etc/cni", SHM_LOCK]:
         for d, dirs, files in os.walk(top):
             found.update(os.path.join(d, n) for n in dirs + files)
             if d.count("/") - top.count("/") >= depth - 1:
