@@ -273,7 +273,7 @@ def put_back(module, name, size):
 # off if it has, on if it has not)
 CACHES = [
     ("Decoder shapes", "names, flags, stack, facts and cause per shape",
-     True, lambda: emptied(decode.Decoder, "_shape_of", "_shapes", dict) +
+     True, lambda: emptied(decode.Decoder, "_layout_of", "_shapes", dict) +
      emptied(decode.Decoder, "shape", "_by_values", dict)),
     ("Decoder._syms", "kernel symbol per address", True,
      lambda: emptied(decode.Decoder, "stack", "_syms", dict)),

@@ -18,7 +18,8 @@ import textwrap
 
 from rsttrace.output.tables import (container_text, endpoint, owner_text,
                                     who_text)
-from rsttrace.trace.decode import SHAPE_FIELDS
+from rsttrace.trace.decode import (INT_FIELDS, PLAIN_TEXT_FIELDS,
+                                   SHAPE_FIELDS)
 
 TEMPLATES_KEPT = 65536
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -38,66 +39,92 @@ class JsonWriter:
     every batch it reads (at most 100 ms apart): in a storm a write, let
     alone a flush, per event would cost more than the event.
 
-    A record made by the decoder carries its shape (record.shape: the
-    values of SHAPE_FIELDS it shares with other records,
-    rsttrace.trace.decode): those are encoded once per shape into a line
-    template, and only the record's own values per line.
+    A record made by the decoder carries its layout (record.layout, see
+    rsttrace.trace.decode): the values it shares with the other records of
+    its layout (SHAPE_FIELDS, and None where the layout has no value) are
+    encoded once into a line template, and only the record's own values
+    per line: its ints and plain text (INT_FIELDS, PLAIN_TEXT_FIELDS) by
+    the format itself, the rest (the task name, who is behind it...)
+    encoded one by one.
     """
 
     def __init__(self, stream, stacks=True):
         self.stream = stream
         self.stacks = stacks
         self._dumps = _encode
-        self._templates = {}        # shape -> (format, its values' getter)
+        self._templates = {}        # layout -> (format, the rest's getter)
 
     def event(self, record):
         template = self._template_of(record)
         if template is None:
-            line = self._dumps(
-                record if self.stacks else
-                {k: v for k, v in record.items() if k != "stack"}) + "\n"
+            line = self._dumps(self._without_stack(record)) + "\n"
         else:
-            fmt, values = template
+            fmt, values_of, encoded, tail = template
+            values = list(values_of(record))
             enc = self._dumps
-            line = fmt % tuple([
-                v if v.__class__ is int else "null" if v is None else
-                _encode_str(v) if v.__class__ is str else enc(v)
-                for v in values(record)])
+            for i in encoded:
+                v = values[i]
+                values[i] = (v if v.__class__ is int else "null" if v is None
+                             else _encode_str(v) if v.__class__ is str
+                             else enc(v))
+            try:
+                line = fmt % tuple(values) + tail
+            except TypeError:       # a value not of its key's type
+                line = self._dumps(self._without_stack(record)) + "\n"
         self.stream.write(line)
 
+    def _without_stack(self, record):
+        """The record as written: without its stack under --no-stack."""
+        if self.stacks:
+            return record
+        return {k: v for k, v in record.items() if k != "stack"}
+
     def _template_of(self, record):
-        """The line template of the record's shape; None for a record
-        without one, and for a shape's first record (a shape seen once, as
-        a new stack's, costs less encoded whole than templated)."""
-        shape = getattr(record, "shape", None)
-        if shape is None:
+        """The line template of the record's layout; None for a record
+        without one, and for a layout's first record (a layout seen once,
+        as a new stack's, costs less encoded whole than templated)."""
+        layout = getattr(record, "layout", None)
+        if layout is None:
             return None
-        template = self._templates.get(shape, False)
+        template = self._templates.get(layout, False)
         if template:
             return template
         if template is False:
-            self._templates[shape] = None
+            if len(self._templates) > TEMPLATES_KEPT:
+                self._templates.clear()
+            self._templates[layout] = None
             return None
-        return self._template(record)
+        template = self._templates[layout] = self._template(record)
+        return template
 
     def _template(self, record):
-        """(%-format of a line, the keys whose values fill it in) for the
-        records of `record`'s shape."""
-        parts, keys = [], []
+        """(format, getter of the record's own values, the positions of
+        those encoded one by one, tail) for the records of `record`'s
+        layout: a line is the format applied to the values, then the tail,
+        the part after the record's last own value (the cause, the
+        explanation and the stack, as a rule: most of the line). Its ints
+        and plain text go into the format as they are (%d, "%s")."""
+        layout = record.layout
+        parts, keys, encoded, fixed = [], [], [], []
         for k, v in record.items():
             if k == "stack" and not self.stacks:
                 continue
-            if k in SHAPE_FIELDS:
-                parts.append('"%s":%s' % (k, self._dumps(v).replace(
-                    "%", "%%")))
+            if k in SHAPE_FIELDS or k in layout.absent:
+                fixed.append('"%s":%s' % (k, self._dumps(v)))
+                continue
+            # what came before this value, % as %%
+            parts += [p.replace("%", "%%") for p in fixed]
+            fixed = []
+            if k in INT_FIELDS:
+                parts.append('"%s":%%d' % k)
+            elif k in PLAIN_TEXT_FIELDS:
+                parts.append('"%s":"%%s"' % k)
             else:
                 parts.append('"%s":%%s' % k)
-                keys.append(k)
-        if len(self._templates) > TEMPLATES_KEPT:
-            self._templates.clear()
-        template = self._templates[record.shape] = (
-            "{" + ",".join(parts) + "}\n", _getter(keys))
-        return template
+                encoded.append(len(keys))
+            keys.append(k)
+        tail = "".join("," + p for p in fixed) + "}\n"
+        return ("{" + ",".join(parts), _getter(keys), tuple(encoded), tail)
 
     def lost(self, count, total):
         self._write({"kind": "lost", "count": count, "total": total})

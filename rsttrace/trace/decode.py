@@ -37,9 +37,18 @@ WHO_FIELDS = ("netns_name", "container", "pod", "owner_pid", "owner_comm",
 SHAPE_FIELDS = ("kind", "hook", "family", "state", "reason", "context",
                 "seg_flags", "cause", "explanation", "stack")
 
-# The raw values a Shape is made from (rst_event members).
+# Keys that hold an int in every record that has a value for them, and
+# text rsttrace makes from numbers (a time, an address), which JSON needs
+# no escaping for: rsttrace.output.writers formats them without looking.
+INT_FIELDS = ("ts_ns", "sport", "dport", "pid", "seq", "ack", "rcv_unread",
+              "snd_unsent", "snd_unacked", "snd_nxt", "backlog",
+              "backlog_max", "seg_len")
+PLAIN_TEXT_FIELDS = ("time", "saddr", "daddr")
+_RAW_NAMES = [n for n, _ in abi.RAW_FIELDS]
+
+# The raw values a Shape and a Layout are made from (rst_event members).
 _SHAPE_KEY = operator.itemgetter(*(
-    [n for n, _ in abi.RAW_FIELDS].index(name) for name in (
+    _RAW_NAMES.index(name) for name in (
         "kind", "hook", "state", "flags", "reason", "family", "seg_flags",
         "facts", "stack_key")))
 
@@ -95,14 +104,49 @@ class Shape:
             setattr(self, name, values[name])
 
 
-class Record(dict):
-    """An event record (FIELDS, in this order) and the Shape its
-    SHAPE_FIELDS were taken from. Its SHAPE_FIELDS are read-only once made:
-    writers may encode them once for all the records of a shape
-    (rsttrace.output.writers); the other keys (WHO_FIELDS) are filled in
-    per record."""
+class Layout:
+    """Which keys the records of one shape and one set of rst_event.flags
+    have values for: the others (`absent`) are None in all of them, as the
+    flags say the kernel had no value (no socket, no packet...). `base` is
+    such a record before its event's values; `ints` the INT_FIELDS it has
+    values for, read straight from the raw event (`ints_of(ev)`)."""
 
-    __slots__ = ("shape",)
+    __slots__ = ("shape", "absent", "base", "ints", "ints_of", "family",
+                 "linger", "linger2")
+
+    def __init__(self, shape, flags):
+        self.shape = shape
+        self.family = family = shape.family
+        tcp_sock = flags & abi.EV_TCP_SOCK
+        listener = flags & abi.EV_LISTENER
+        present = {
+            "sport": family, "dport": family, "saddr": family,
+            "daddr": family, "seq": flags & abi.EV_SEQ,
+            "ack": flags & abi.EV_SEQ, "rcv_unread": tcp_sock,
+            "snd_unsent": tcp_sock, "snd_unacked": tcp_sock,
+            "snd_nxt": tcp_sock, "linger2": tcp_sock,
+            "linger": flags & abi.EV_LINGER, "backlog": listener,
+            "backlog_max": listener, "seg_len": flags & abi.EV_PACKET}
+        self.absent = frozenset(k for k, v in present.items() if not v)
+        self.linger = "linger" not in self.absent
+        self.linger2 = "linger2" not in self.absent
+        self.ints = tuple(k for k in INT_FIELDS if k not in self.absent)
+        self.ints_of = operator.itemgetter(*(_RAW_NAMES.index(k)
+                                             for k in self.ints))
+        base = dict.fromkeys(FIELDS)
+        for k in SHAPE_FIELDS:
+            base[k] = getattr(shape, k)
+        self.base = base
+
+
+class Record(dict):
+    """An event record (FIELDS, in this order), the Shape its SHAPE_FIELDS
+    were taken from and its Layout. Its SHAPE_FIELDS and the keys its
+    layout has no values for are read-only once made: writers may encode
+    them once for all the records of a layout (rsttrace.output.writers);
+    the other keys (WHO_FIELDS) are filled in per record."""
+
+    __slots__ = ("shape", "layout")
 
 
 class Decoder:
@@ -120,7 +164,7 @@ class Decoder:
         self.refresh = refresh      # () -> True when kernel symbols changed
         self.attribute = attribute
         self.offset_ns = monotonic_to_wall_offset()
-        self._shapes = {}           # raw values (_SHAPE_KEY) -> Shape
+        self._shapes = {}           # raw values (_SHAPE_KEY) -> Layout
         self._by_values = {}        # shape()'s arguments -> Shape
         self._syms = {}             # address -> kernel symbol
         self.missing_stacks = 0     # stacks the kernel table no longer had
@@ -205,81 +249,52 @@ class Decoder:
                       facts=facts)
         return shape, missing
 
-    def _shape_of(self, ev):
-        """The Shape of a raw event, made on its shape's first event."""
+    def _layout_of(self, ev):
+        """The Layout (and Shape) of a raw event, made on its first event."""
         key = _SHAPE_KEY(ev)
-        shape = self._shapes.get(key)
-        if shape is None:
+        layout = self._shapes.get(key)
+        if layout is None:
             shape, missing = self.shape(
                 ev.kind, ev.hook, ev.state if ev.flags & abi.EV_SOCK else 0,
                 ev.reason, ev.family, ev.seg_flags if ev.flags &
                 abi.EV_PACKET else None, ev.facts, ev.stack_key)
+            layout = Layout(shape, ev.flags)
             if not missing:     # else looked up again (Decoder.stack)
                 if len(self._shapes) > SHAPES_KEPT:
                     self._shapes.clear()
-                self._shapes[key] = shape
-        return shape
+                self._shapes[key] = layout
+        return layout
 
     # -- one event ------------------------------------------------------------
 
     def decode(self, ev):
         """(record, facts) of one raw event."""
-        shape = self._shape_of(ev)
-        return self._record(ev, shape), shape.facts
+        layout = self._layout_of(ev)
+        return self._record(ev, layout), layout.shape.facts
 
     def record(self, ev):
-        return self._record(ev, self._shape_of(ev))
+        return self._record(ev, self._layout_of(ev))
 
-    def _record(self, ev, s):
-        flags = ev.flags
-        family = s.family
-        tcp_sock = flags & abi.EV_TCP_SOCK
-        listener = flags & abi.EV_LISTENER
-        seq_ok = flags & abi.EV_SEQ
-        packet = flags & abi.EV_PACKET
-        rec = Record({
-            "time": self.time(ev.ts_ns),
-            "ts_ns": ev.ts_ns,
-            "kind": s.kind,
-            "hook": s.hook,
-            "family": family,
-            "saddr": address(ev.saddr, family) if family else None,
-            "sport": ev.sport if family else None,
-            "daddr": address(ev.daddr, family) if family else None,
-            "dport": ev.dport if family else None,
-            "state": s.state,
-            "reason": s.reason,
-            "netns": ev.netns or None,
-            # who: filled by rsttrace.context.Enricher (from ev's owner
-            # fields, /proc and the container runtimes' state)
-            "netns_name": None,
-            "container": None,
-            "pod": None,
-            "pid": ev.pid,
-            "comm": _comm(ev.comm),
-            "context": s.context,
-            "owner_pid": None,
-            "owner_comm": None,
-            "owner_source": None,
-            "seq": ev.seq if seq_ok else None,
-            "ack": ev.ack if seq_ok else None,
-            "rcv_unread": ev.rcv_unread if tcp_sock else None,
-            "snd_unsent": ev.snd_unsent if tcp_sock else None,
-            "snd_unacked": ev.snd_unacked if tcp_sock else None,
-            "snd_nxt": ev.snd_nxt if tcp_sock else None,
-            "linger": self._seconds(ev.lingertime)
-            if flags & abi.EV_LINGER else None,
-            "linger2": (ev.linger2 if ev.linger2 < 0 else
-                        self._seconds(ev.linger2)) if tcp_sock else None,
-            "backlog": ev.backlog if listener else None,
-            "backlog_max": ev.backlog_max if listener else None,
-            "seg_flags": s.seg_flags,
-            "seg_len": ev.seg_len if packet else None,
-            "cause": s.cause,
-            "explanation": s.explanation,
-            "stack": s.stack,
-        })
-        rec.shape = s
+    def _record(self, ev, layout):
+        # the layout's record, then this event's values: the ints as they
+        # are, the rest made readable
+        rec = Record(layout.base)
+        rec.update(zip(layout.ints, layout.ints_of(ev)))
+        rec["time"] = self.time(ev.ts_ns)
+        family = layout.family
+        if family:
+            rec["saddr"] = address(ev.saddr, family)
+            rec["daddr"] = address(ev.daddr, family)
+        rec["netns"] = ev.netns or None
+        rec["comm"] = _comm(ev.comm)
+        if layout.linger:
+            rec["linger"] = self._seconds(ev.lingertime)
+        if layout.linger2:
+            linger2 = ev.linger2
+            rec["linger2"] = (linger2 if linger2 < 0 else
+                              self._seconds(linger2))
+        rec.shape = layout.shape
+        rec.layout = layout
         return rec
 
     def _seconds(self, jiffies):

@@ -77,3 +77,44 @@ def test_records_of_a_shape_share_its_values():
     for k in ("kind", "hook", "family", "state", "reason", "context",
               "seg_flags", "cause", "explanation", "stack"):
         assert r[k] == getattr(r.shape, k)
+
+
+def test_who_fields_and_layouts_of_one_shape():
+    # the who-fields (filled in after decoding) take any value; records of
+    # one shape with other rst_event.flags have layouts of their own
+    dec = decoder()
+    records = []
+    for flags in (abi.EV_SOCK | abi.EV_TCP_SOCK, abi.EV_SOCK,
+                  abi.EV_SOCK | abi.EV_TCP_SOCK | abi.EV_OWNER):
+        for who in (None, "x", 'q"%s\u2013', {"runtime": "podman",
+                                             "name": "a%d"}, 7):
+            r = dec.record(raw(flags=flags, state=1, seq=3))
+            for k in ("netns_name", "container", "pod", "owner_pid",
+                      "owner_comm", "owner_source"):
+                r[k] = who
+            records.append(r)
+    assert len({id(r.shape) for r in records}) == 1
+    assert len({id(r.layout) for r in records}) == 3
+    for stacks in (True, False):
+        assert lines(records, stacks) == [
+            json.dumps({k: v for k, v in r.items() if stacks or k != "stack"},
+                       separators=(",", ":")) for r in records]
+
+
+def test_a_value_not_of_its_keys_type_is_written_as_json_dumps():
+    dec = decoder()
+    rec = [dec.record(raw(sport=p)) for p in (1, 2, 3)]
+    rec[1]["sport"] = None          # an int key, changed by someone
+    rec[2]["sport"] = "80"
+    assert lines(rec, True) == [json.dumps(r, separators=(",", ":"))
+                                for r in rec]
+
+
+def test_a_layout_has_values_where_its_flags_say():
+    dec = decoder()
+    bare = dec.record(raw(flags=0, family=0))
+    assert bare.layout.absent >= {"saddr", "sport", "seq", "rcv_unread",
+                                  "linger", "backlog", "seg_len"}
+    assert all(bare[k] is None for k in bare.layout.absent)
+    full = dec.record(raw(flags=0xff, state=10))
+    assert not full.layout.absent
