@@ -46,8 +46,10 @@ def wake_every(pages):
     records = pages * mmap.PAGESIZE // ringbuf.RECORD_SIZE
     return max(1, records // (4 * os.cpu_count()))
 OWNER_ENTRIES = 65536        # sockets whose owner the kernel remembers
-# Where socket owners are recorded (bpf/rsttrace.bpf.c, on_sock_set_state)
+# Where socket owners are recorded, and by which program of
+# bpf/rsttrace.bpf.c: it runs on every TCP state change of the host
 OWNER_TRACEPOINT = ("sock", "inet_sock_set_state")
+OWNER_PROGRAM = "on_sock_set_state"
 
 
 def import_bcc():
@@ -270,7 +272,7 @@ class Tracer:
                                 "run `rsttrace doctor`")
         if self.owners:
             self.bpf.attach_raw_tracepoint(tp=OWNER_TRACEPOINT[1].encode(),
-                                           fn_name=b"on_sock_set_state")
+                                           fn_name=OWNER_PROGRAM.encode())
 
     def _attach_module_probe(self, p, fn):
         """A function in a module: a kprobe the kernel arms whenever the

@@ -2,6 +2,7 @@
 kernel's own count of RSTs, the kernel's BPF statistics, the storms."""
 
 import ctypes
+import json
 import os
 import signal
 import statistics
@@ -117,6 +118,18 @@ def prog_stats(pid):
     return {int(i["prog_id"]): (int(i.get("run_cnt", 0)),
                                 int(i.get("run_time_ns", 0)))
             for i in _fdinfos(pid, "prog")}
+
+
+def prog_names(pid):
+    """{prog_id: name} of a process's BPF programs (bpftool, while they
+    are loaded; names may be cut to the kernel's 15 characters)."""
+    out = {}
+    for prog in prog_stats(pid):
+        res = subprocess.run(["bpftool", "prog", "show", "id", str(prog),
+                              "--json"], capture_output=True, text=True)
+        if res.returncode == 0:
+            out[prog] = json.loads(res.stdout).get("name", "")
+    return out
 
 
 def runs_between(before, after):

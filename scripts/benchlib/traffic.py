@@ -10,8 +10,9 @@ import tempfile
 import time
 
 from benchlib.common import (RSTTRACE, BpfStats, Traced, log, ns,
-                             proc_cpu, prog_stats, runs_between)
+                             proc_cpu, prog_names, prog_stats, runs_between)
 from benchlib.storm import delivered_and_lost
+from rsttrace.trace.tracer import OWNER_PROGRAM
 
 CONFIGS = [
     ("rsttrace trace (default)", ["--json", "-o", "FILE"]),
@@ -52,7 +53,8 @@ def bench_overhead(pair, rounds, seconds):
             raise RuntimeError("the sockperf server did not start")
         time.sleep(0.1)
     out = {name: {"ratios": [], "rates": [], "runs": [], "ns_run": [],
-                  "messages": [], "idle_cpu": [], "rsts": []}
+                  "messages": [], "idle_cpu": [], "rsts": [],
+                  "state_runs": [], "state_ns_run": []}
            for name, _ in CONFIGS}
     base = []
     try:
@@ -65,12 +67,23 @@ def bench_overhead(pair, rounds, seconds):
                     t = Traced([RSTTRACE, "trace", *[
                         f.name if a == "FILE" else a for a in args]])
                     before = prog_stats(t.pid)      # (from attached on)
+                    names = prog_names(t.pid)
                     time.sleep(0.5)
                     cpu0, t0 = proc_cpu(t.pid), time.monotonic()
                     rate = sockperf_rate(pair, seconds)
                     took = time.monotonic() - t0
                     cpu = proc_cpu(t.pid) - cpu0
-                    runs, ns_run = runs_between(before, prog_stats(t.pid))
+                    after = prog_stats(t.pid)
+                    # the owner probe runs per TCP state change (sockperf
+                    # connects once a round), the others per RST or packet
+                    state = {k for k, n in names.items()
+                             if n and OWNER_PROGRAM.startswith(n)}
+                    runs, ns_run = runs_between(
+                        before, {k: v for k, v in after.items()
+                                 if k not in state})
+                    state_runs, state_ns = runs_between(
+                        before, {k: v for k, v in after.items()
+                                 if k in state})
                     t.stop()
                     with open(f.name) as written:     # the host's RSTs
                         rsts = sum(delivered_and_lost(written.read()))
@@ -83,6 +96,8 @@ def bench_overhead(pair, rounds, seconds):
                     o["ratios"].append(rate / statistics.mean((prev, nxt)))
                     o["runs"].append(runs)
                     o["ns_run"].append(ns_run)
+                    o["state_runs"].append(state_runs)
+                    o["state_ns_run"].append(state_ns)
                     o["messages"].append(rate * took)
                     # (each RST anywhere on the host is a run, and an
                     # event: these runs are not the traffic's)
