@@ -40,10 +40,12 @@ def rsttrace(pair, mode, args, outfile):
                   else subprocess.DEVNULL)
 
 
-def delivered_and_lost(text):
-    """(events, lost) in trace --json output, read without parsing every
-    line (a flood writes hundreds of thousands)."""
+def delivered_and_lost(text, kinds=("sent",)):
+    """(events of `kinds`, lost) in trace --json output, read without
+    parsing every line (a flood writes hundreds of thousands); the storms
+    count the RSTs sent (the kernel's TcpOutRsts)."""
     events = lost = 0
+    marks = tuple('"kind":"%s"' % k for k in kinds)
     for line in text.splitlines():
         if line.startswith('{"kind":"lost"'):
             lost += json.loads(line)["count"]
@@ -51,7 +53,7 @@ def delivered_and_lost(text):
             summary = json.loads(line)
             if not events:          # summary mode: the summary is all
                 return summary["events"], summary["lost"]
-        elif '"kind":"sent"' in line[:200]:
+        elif any(m in line[:200] for m in marks):
             events += 1
     return events, lost
 
