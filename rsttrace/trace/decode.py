@@ -140,13 +140,18 @@ class Layout:
 
 
 class Record(dict):
-    """An event record (FIELDS, in this order), the Shape its SHAPE_FIELDS
-    were taken from and its Layout. Its SHAPE_FIELDS and the keys its
-    layout has no values for are read-only once made: writers may encode
-    them once for all the records of a layout (rsttrace.output.writers);
-    the other keys (WHO_FIELDS) are filled in per record."""
+    """An event record (FIELDS, in this order) and its Layout, with the
+    Shape its SHAPE_FIELDS were taken from (record.shape). Its SHAPE_FIELDS
+    and the keys its layout has no values for are read-only once made:
+    writers may encode them once for all the records of a layout
+    (rsttrace.output.writers); the other keys (WHO_FIELDS) are filled in
+    per record."""
 
-    __slots__ = ("shape", "layout")
+    __slots__ = ("layout",)
+
+    @property
+    def shape(self):
+        return self.layout.shape
 
 
 class Decoder:
@@ -293,7 +298,6 @@ class Decoder:
             linger2 = ev.linger2
             rec["linger2"] = (linger2 if linger2 < 0 else
                               self._seconds(linger2))
-        rec.shape = layout.shape
         rec.layout = layout
         return rec
 
