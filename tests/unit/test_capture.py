@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from rsttrace.errors import RsttraceError
+from rsttrace.output import capture
 from rsttrace.output import lines as lines_module
 from rsttrace.output import rotation
 from rsttrace.output.capture import Capture
@@ -51,15 +52,35 @@ def test_lines_are_on_disk_at_each_flush_and_never_cut(tmp_path):
     out.write('"sent"}\n{"kind":')
     out.flush()
     assert path.read_text() == '{"kind":"sent"}\n'
-    # far more than Python's 8 KiB buffer, between two flushes: all or
-    # nothing, and here all
+    # far more than Python's 8 KiB buffer, between two flushes: written as
+    # it comes (every WRITE_EVERY pieces), in whole lines only
+    want = ['{"kind":"sent"}', '{"kind":' + line(0)[:-1]] + [
+        line(n)[:-1] for n in range(1, 5000)]
     for n in range(5000):
         out.write(line(n))
-    assert path.read_text() == '{"kind":"sent"}\n'
+        if n in (0, capture.WRITE_EVERY - 2, capture.WRITE_EVERY, 4999):
+            text = path.read_text()
+            assert text.endswith("\n")
+            assert text.splitlines() == want[:text.count("\n")]
+    assert path.read_text().count("\n") > 5000 - capture.WRITE_EVERY
     out.write('"received"}\n')
     out.flush()
     text = path.read_text()
     assert text.count("\n") == 5002 and text.endswith("\n")
+    out.close()
+
+
+def test_lines_in_parts_go_out_at_a_lines_end_only(tmp_path):
+    # JsonWriter writes a line in two pieces: past WRITE_EVERY pieces the
+    # capture writes out at the end of the next line, never inside one
+    # (a write error there would leave part of a line pending)
+    path = tmp_path / "cap.jsonl"
+    out = begun(path)
+    for _ in range(capture.WRITE_EVERY + 1):
+        out.write('{"kind":')
+    assert path.read_text() == ""
+    out.write('"sent"}\n')
+    assert path.read_text().endswith('{"kind":"sent"}\n')
     out.close()
 
 
