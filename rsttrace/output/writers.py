@@ -52,26 +52,23 @@ class JsonWriter:
         self.stream = stream
         self.stacks = stacks
         self._dumps = _encode
-        self._templates = {}        # layout -> (format, the rest's getter)
+        self._templates = {}        # layout -> (head(record), tail) or None
 
     def event(self, record):
         template = self._template_of(record)
-        if template is None:
-            line = self._dumps(self._without_stack(record)) + "\n"
-        else:
-            fmt, values_of, encoded, tail = template
-            values = list(values_of(record))
-            enc = self._dumps
-            for i in encoded:
-                v = values[i]
-                values[i] = (v if v.__class__ is int else "null" if v is None
-                             else _encode_str(v) if v.__class__ is str
-                             else enc(v))
+        if template is not None:
+            head_of, tail = template
             try:
-                line = fmt % tuple(values) + tail
+                head = head_of(record)
             except TypeError:       # a value not of its key's type
-                line = self._dumps(self._without_stack(record)) + "\n"
-        self.stream.write(line)
+                pass
+            else:
+                # two pieces: a line is longer than Python's small objects,
+                # and its tail is the same string every time
+                self.stream.write(head)
+                self.stream.write(tail)
+                return
+        self.stream.write(self._dumps(self._without_stack(record)) + "\n")
 
     def _without_stack(self, record):
         """The record as written: without its stack under --no-stack."""
@@ -98,14 +95,17 @@ class JsonWriter:
         return template
 
     def _template(self, record):
-        """(format, getter of the record's own values, the positions of
-        those encoded one by one, tail) for the records of `record`'s
-        layout: a line is the format applied to the values, then the tail,
-        the part after the record's last own value (the cause, the
-        explanation and the stack, as a rule: most of the line). Its ints
-        and plain text go into the format as they are (%d, "%s")."""
+        """(head(record), tail) of the JSON lines of the records of
+        `record`'s layout: a line is head(record), a format applied to the
+        record's own values, then the tail, the part after its last own
+        value (the cause, the explanation and the stack, as a rule: most of
+        the line). Its ints and plain text go into the format as they are
+        (%d, "%s"), the other values encoded one by one (None, an int and
+        text inline, anything else by json). head() is written out as code
+        (its own values by position, never a key or a value in the code), a
+        loop over the values costing more than the formatting."""
         layout = record.layout
-        parts, keys, encoded, fixed = [], [], [], []
+        parts, keys, args, fixed = [], [], [], []
         for k, v in record.items():
             if k == "stack" and not self.stacks:
                 continue
@@ -115,16 +115,29 @@ class JsonWriter:
             # what came before this value, % as %%
             parts += [p.replace("%", "%%") for p in fixed]
             fixed = []
+            name = "v%d" % len(keys)
             if k in INT_FIELDS:
                 parts.append('"%s":%%d' % k)
+                args.append(name)
             elif k in PLAIN_TEXT_FIELDS:
                 parts.append('"%s":"%%s"' % k)
+                args.append(name)
             else:
                 parts.append('"%s":%%s' % k)
-                encoded.append(len(keys))
+                args.append('(%s if %s.__class__ is int else "null" if %s '
+                            'is None else enc_str(%s) if %s.__class__ is str '
+                            'else enc(%s))' % ((name,) * 6))
             keys.append(k)
         tail = "".join("," + p for p in fixed) + "}\n"
-        return ("{" + ",".join(parts), _getter(keys), tuple(encoded), tail)
+        names = ["v%d" % i for i in range(len(keys))]
+        source = ("def head(record):\n"
+                  "    %s, = values_of(record)\n"
+                  "    return fmt %% (%s,)\n"
+                  % (", ".join(names), ", ".join(args)))
+        scope = {"values_of": _getter(keys), "fmt": "{" + ",".join(parts),
+                 "enc_str": _encode_str, "enc": self._dumps}
+        exec(source, scope)
+        return scope["head"], tail
 
     def lost(self, count, total):
         self._write({"kind": "lost", "count": count, "total": total})

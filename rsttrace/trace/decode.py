@@ -72,6 +72,7 @@ def address(raw, family):
 
 
 def _comm(raw):
+    """A task name (16 bytes, NUL-padded) as text."""
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
@@ -109,10 +110,10 @@ class Layout:
     have values for: the others (`absent`) are None in all of them, as the
     flags say the kernel had no value (no socket, no packet...). `base` is
     such a record before its event's values; `ints` the INT_FIELDS it has
-    values for, read straight from the raw event (`ints_of(ev)`)."""
+    values for, read straight from the raw event."""
 
-    __slots__ = ("shape", "absent", "base", "ints", "ints_of", "family",
-                 "linger", "linger2")
+    __slots__ = ("shape", "absent", "base", "ints", "family",
+                 "linger", "linger2", "make")
 
     def __init__(self, shape, flags):
         self.shape = shape
@@ -131,12 +132,11 @@ class Layout:
         self.linger = "linger" not in self.absent
         self.linger2 = "linger2" not in self.absent
         self.ints = tuple(k for k in INT_FIELDS if k not in self.absent)
-        self.ints_of = operator.itemgetter(*(_RAW_NAMES.index(k)
-                                             for k in self.ints))
         base = dict.fromkeys(FIELDS)
         for k in SHAPE_FIELDS:
             base[k] = getattr(shape, k)
         self.base = base
+        self.make = None        # make(ev, layout): Decoder._maker
 
 
 class Record(dict):
@@ -172,6 +172,7 @@ class Decoder:
         self._shapes = {}           # raw values (_SHAPE_KEY) -> Layout
         self._by_values = {}        # shape()'s arguments -> Shape
         self._syms = {}             # address -> kernel symbol
+        self._makers = {}           # see _maker()
         self.missing_stacks = 0     # stacks the kernel table no longer had
         self._sec = self._sec_text = None
 
@@ -264,6 +265,7 @@ class Decoder:
                 ev.reason, ev.family, ev.seg_flags if ev.flags &
                 abi.EV_PACKET else None, ev.facts, ev.stack_key)
             layout = Layout(shape, ev.flags)
+            layout.make = self._maker(layout)
             if not missing:     # else looked up again (Decoder.stack)
                 if len(self._shapes) > SHAPES_KEPT:
                     self._shapes.clear()
@@ -281,25 +283,40 @@ class Decoder:
         return self._record(ev, self._layout_of(ev))
 
     def _record(self, ev, layout):
-        # the layout's record, then this event's values: the ints as they
-        # are, the rest made readable
-        rec = Record(layout.base)
-        rec.update(zip(layout.ints, layout.ints_of(ev)))
-        rec["time"] = self.time(ev.ts_ns)
-        family = layout.family
-        if family:
-            rec["saddr"] = address(ev.saddr, family)
-            rec["daddr"] = address(ev.daddr, family)
-        rec["netns"] = ev.netns or None
-        rec["comm"] = _comm(ev.comm)
+        return layout.make(ev, layout)
+
+    def _maker(self, layout):
+        """make(ev, layout) -> the record of a raw event of `layout`: a copy
+        of the layout's base, then this event's values: the ints as they
+        are, the rest made readable. Written out for the keys the layout
+        has values for (a loop over them costs more than the rest of the
+        record), once per such set of keys."""
+        key = (layout.ints, layout.family, layout.linger, layout.linger2)
+        make = self._makers.get(key)
+        if make is not None:
+            return make
+        at = {name: "ev[%d]" % i for i, name in enumerate(_RAW_NAMES)}
+        body = ["rec = Record(layout.base)"]
+        body += ["rec[%r] = %s" % (k, at[k]) for k in layout.ints]
+        body.append("rec['time'] = time(%s)" % at["ts_ns"])
+        if layout.family:
+            body += ["rec[%r] = address(%s, %d)" % (k, at[k], layout.family)
+                     for k in ("saddr", "daddr")]
+        body += ["rec['netns'] = %s or None" % at["netns"],
+                 "rec['comm'] = comm(%s)" % at["comm"]]
         if layout.linger:
-            rec["linger"] = self._seconds(ev.lingertime)
+            body.append("rec['linger'] = seconds(%s)" % at["lingertime"])
         if layout.linger2:
-            linger2 = ev.linger2
-            rec["linger2"] = (linger2 if linger2 < 0 else
-                              self._seconds(linger2))
-        rec.layout = layout
-        return rec
+            body += ["linger2 = %s" % at["linger2"],
+                     "rec['linger2'] = (linger2 if linger2 < 0 else "
+                     "seconds(linger2))"]
+        body += ["rec.layout = layout", "return rec"]
+        scope = {"Record": Record, "time": self.time, "address": address,
+                 "comm": _comm, "seconds": self._seconds}
+        exec("def make(ev, layout):\n    " + "\n    ".join(body) + "\n",
+             scope)
+        make = self._makers[key] = scope["make"]
+        return make
 
     def _seconds(self, jiffies):
         """Jiffies as seconds (an int when whole); None without HZ."""
