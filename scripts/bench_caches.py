@@ -1,5 +1,5 @@
 """Which of rsttrace's user-space caches pay: the CPU per event of the
-session's own data path (Session._record: decode, attribute, write) with
+session's own data path (Session._raw: decode, attribute, write) with
 every cache on, then with each one off, on the workloads that decide it.
 Run through scripts/bench-caches; writes bench/CACHES.md.
 
@@ -196,7 +196,7 @@ def workloads(records, kernel, reasons, events):
 # -- the data path, as a session runs it ---------------------------------
 
 def stream_cost(kernel, reasons, events, out):
-    """µs of CPU per event through Session._record with a fresh decoder
+    """µs of CPU per event through Session._raw with a fresh decoder
     and writer (`out`: "json" or "pcapng")."""
     cold()
     s = session.Session(tracer=None)
@@ -207,7 +207,8 @@ def stream_cost(kernel, reasons, events, out):
                 pcapng.PcapngWriter(sink))
     t0 = time.process_time()
     for ev in events:
-        s._record(ev)
+        s._raw(ev)
+    s._raise_failure()      # what _raw kept, as a session would
     return (time.process_time() - t0) / len(events) * 1e6
 
 
@@ -273,7 +274,7 @@ def put_back(module, name, size):
 # off if it has, on if it has not)
 CACHES = [
     ("Decoder shapes", "names, flags, stack, facts and cause per shape",
-     True, lambda: emptied(decode.Decoder, "_layout_of", "_shapes", dict) +
+     True, lambda: emptied(decode.Decoder, "record", "_shapes", dict) +
      emptied(decode.Decoder, "shape", "_by_values", dict)),
     ("Decoder._syms", "kernel symbol per address", True,
      lambda: emptied(decode.Decoder, "stack", "_syms", dict)),
@@ -380,7 +381,7 @@ def render(cols, base, again, rows, events, rounds, seconds):
            platform.release(), os.getloadavg()[0], events, rounds, seconds),
         "",
         "CPU µs per event through the session's data path "
-        "(`Session._record`: decode, attribute, write); `report`: µs per "
+        "(`Session._raw`: decode, attribute, write); `report`: µs per "
         "saved record attributed. Each cache is measured %d times on and "
         "off, one right after the other; a figure is the median with every "
         "cache on, and a cache's cost the median of the rounds' ratios "

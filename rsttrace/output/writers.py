@@ -53,9 +53,12 @@ class JsonWriter:
         self.stacks = stacks
         self._dumps = _encode
         self._templates = {}        # layout -> (head(record), tail) or None
+        self._head_makers = {}      # see _head_maker()
 
     def event(self, record):
-        template = self._template_of(record)
+        template = self._templates.get(getattr(record, "layout", None))
+        if template is None:
+            template = self._template_of(record)
         if template is not None:
             head_of, tail = template
             try:
@@ -129,15 +132,25 @@ class JsonWriter:
                             'else enc(%s))' % ((name,) * 6))
             keys.append(k)
         tail = "".join("," + p for p in fixed) + "}\n"
-        names = ["v%d" % i for i in range(len(keys))]
-        source = ("def head(record):\n"
-                  "    %s, = values_of(record)\n"
-                  "    return fmt %% (%s,)\n"
-                  % (", ".join(names), ", ".join(args)))
-        scope = {"values_of": _getter(keys), "fmt": "{" + ",".join(parts),
-                 "enc_str": _encode_str, "enc": self._dumps}
-        exec(source, scope)
-        return scope["head"], tail
+        return self._head_maker(tuple(keys), args)(
+            "{" + ",".join(parts)), tail
+
+    def _head_maker(self, keys, args):
+        """fmt -> head(record) for records with own values for `keys`: the
+        code is the same for every layout with those keys (a handful per
+        run), only the format differs."""
+        maker = self._head_makers.get(keys)
+        if maker is None:
+            names = ", ".join("v%d" % i for i in range(len(keys)))
+            scope = {"values_of": _getter(keys), "enc_str": _encode_str,
+                     "enc": self._dumps}
+            exec("def maker(fmt):\n"
+                 "    def head(record):\n"
+                 "        %s, = values_of(record)\n"
+                 "        return fmt %% (%s,)\n"
+                 "    return head\n" % (names, ", ".join(args)), scope)
+            maker = self._head_makers[keys] = scope["maker"]
+        return maker
 
     def lost(self, count, total):
         self._write({"kind": "lost", "count": count, "total": total})

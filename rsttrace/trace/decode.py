@@ -277,12 +277,10 @@ class Decoder:
     def decode(self, ev):
         """(record, facts) of one raw event."""
         layout = self._layout_of(ev)
-        return self._record(ev, layout), layout.shape.facts
+        return layout.make(ev, layout), layout.shape.facts
 
     def record(self, ev):
-        return self._record(ev, self._layout_of(ev))
-
-    def _record(self, ev, layout):
+        layout = self._shapes.get(_SHAPE_KEY(ev)) or self._layout_of(ev)
         return layout.make(ev, layout)
 
     def _maker(self, layout):

@@ -58,15 +58,26 @@ class Session:
         return self
 
     def _raw(self, ev):
-        """One event, from bcc's ring or perf buffer callback. Returns
-        STOP when the poll in progress should return now (see POLL_BUDGET_S).
-        """
+        """One event, from bcc's ring or perf buffer callback (or
+        rsttrace.trace.ringbuf's reader). Returns STOP when the poll in
+        progress should return now (see POLL_BUDGET_S)."""
         # Called by bcc from a ctypes callback, which would print and then
         # swallow any exception (a full disk, a bug): it is kept instead and
         # raised again by _raise_failure() once the poll returns.
         if self.failed is None:
             try:
-                self._record(ev)
+                if self.count is None or self.seen < self.count:
+                    # probe -> event -> attribution (the decoder) -> output
+                    record = self.decoder.record(ev)
+                    if self.enricher is not None:
+                        self.enricher.enrich(record, ev)
+                    self.seen += 1
+                    if self.summary is not None:
+                        self.summary.add(record)
+                    if self.on_record is not None:
+                        self.on_record(record)
+                    if self.writer is not None:
+                        self.writer.event(record)
             except BaseException as e:
                 self.failed = e
         if self.failed is not None:
@@ -90,20 +101,6 @@ class Session:
         if self.failed is not None:
             failed, self.failed = self.failed, None
             raise failed
-
-    def _record(self, ev):
-        if self.count is not None and self.seen >= self.count:
-            return
-        record = self.decoder.record(ev)      # with its cause
-        if self.enricher is not None:
-            self.enricher.enrich(record, ev)
-        self.seen += 1
-        if self.summary is not None:
-            self.summary.add(record)
-        if self.on_record is not None:
-            self.on_record(record)
-        if self.writer is not None:
-            self.writer.event(record)
 
     def check_lost(self):
         missing = self.decoder.missing_stacks if self.decoder else 0
