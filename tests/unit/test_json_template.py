@@ -118,3 +118,23 @@ def test_a_layout_has_values_where_its_flags_say():
     assert all(bare[k] is None for k in bare.layout.absent)
     full = dec.record(raw(flags=0xff, state=10))
     assert not full.layout.absent
+
+
+def test_code_is_made_once_per_set_of_keys():
+    # the generated code (Decoder._maker, JsonWriter._head_maker) depends
+    # only on which keys a record has own values for: layouts of other
+    # shapes with the same flags share it (made per layout, it cost more
+    # than it saved on a varied workload: bench/CACHES.md)
+    dec = decoder()
+    records = [dec.record(raw(stack_key=k, sport=p))
+               for k in (7, 8, 9) for p in (1, 2)]
+    assert len({id(r.layout) for r in records}) == 3
+    assert len({id(r.layout.make) for r in records}) == 1
+    out = io.StringIO()
+    w = JsonWriter(out)
+    for r in records:
+        w.event(r)
+    assert len(w._head_makers) == 1
+    assert len([t for t in w._templates.values() if t]) == 3
+    other = dec.record(raw(family=6, saddr=v6("2001:db8::1")))
+    assert other.layout.make is not records[0].layout.make
