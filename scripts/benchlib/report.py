@@ -48,7 +48,8 @@ def storm_section(results):
             "programs over the storm (rsttrace: every RST is one run); "
             "`tracer CPU`: user + system CPU of the tracer process per "
             "event delivered (summary mode delivers counts, not events). "
-            "Each row is the round with the median delivered share (so its "
+            "Each row is the round with the median delivered share (of two, "
+            "the lower; so its "
             "columns add up); spreads are over all rounds. bpftrace's "
             "`count()` and `@[kstack] = count()` and `perf trace -e "
             "tcp:tcp_send_reset` (perf events, so no BPF runs; the host's "
@@ -252,13 +253,18 @@ def goals(storm, capacity, overhead, attach):
     floods = [r for r in ours if r["rate_label"] == "flood" and
               r["tracer"].endswith("streaming")]
     for r in floods:
+        # the median over the rounds (with two, their mean), not the round
+        # the storm table shows (with two, the one that delivered more)
+        cpu = statistics.median(r["cpu_spread"])
+        share = statistics.median(r["shares"])
         out.append(["streaming: tracer CPU <= %.0f us per event (%s)" % (
-            CPU_GOAL_US, r["mode"]), "%.2f us" % r["cpu_us"],
-            _short(r["cpu_us"], CPU_GOAL_US, False, " us")])
+            CPU_GOAL_US, r["mode"]), median_spread(r["cpu_spread"], "%.2f")
+            + " us", _short(cpu, CPU_GOAL_US, False, " us")])
         out.append(["streaming: delivered >= 90%% of the flood (%s)"
-                    % r["mode"], "%.1f%% (%d of %d)" % (
-                        100 * r["share"], r["delivered"], r["sent"]),
-                    _short(100 * r["share"], 100 * DELIVERED_GOAL,
+                    % r["mode"], "%s%% (%d rounds)" % (median_spread(
+                        [100 * x for x in r["shares"]], "%.1f"),
+                        r["rounds"]),
+                    _short(100 * share, 100 * DELIVERED_GOAL,
                            unit=" points")])
     exact = all(r["exact_all"] for r in ours)
     out.append(["every loss counted exactly (delivered + lost = sent) at "

@@ -150,9 +150,10 @@ def bench_storm(pair, modes, rounds, seconds, rates=RATES):
 
 
 def summarise(runs, label, mode, name):
-    """The round with the median delivered share stands for the rate (so
-    that its columns add up); spreads over all rounds."""
-    mid = sorted(runs, key=lambda r: r["share"])[len(runs) // 2]
+    """The round with the median delivered share (of two, the lower)
+    stands for the rate (so that its columns add up); spreads over all
+    rounds."""
+    mid = sorted(runs, key=lambda r: r["share"])[(len(runs) - 1) // 2]
     return dict(mid, rate_label=label, mode=mode, tracer="rsttrace " + name,
                 exact_all=all(r["exact"] for r in runs),
                 exact_count=sum(r["exact"] for r in runs),
