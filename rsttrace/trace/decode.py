@@ -255,32 +255,32 @@ class Decoder:
                       facts=facts)
         return shape, missing
 
-    def _layout_of(self, ev):
-        """The Layout (and Shape) of a raw event, made on its first event."""
-        key = _SHAPE_KEY(ev)
-        layout = self._shapes.get(key)
-        if layout is None:
-            shape, missing = self.shape(
-                ev.kind, ev.hook, ev.state if ev.flags & abi.EV_SOCK else 0,
-                ev.reason, ev.family, ev.seg_flags if ev.flags &
-                abi.EV_PACKET else None, ev.facts, ev.stack_key)
-            layout = Layout(shape, ev.flags)
-            layout.make = self._maker(layout)
-            if not missing:     # else looked up again (Decoder.stack)
-                if len(self._shapes) > SHAPES_KEPT:
-                    self._shapes.clear()
-                self._shapes[key] = layout
+    def _new_layout(self, ev, key):
+        """The Layout (and Shape) of a raw event seen first (`key`: its
+        _SHAPE_KEY), kept unless its stack was missing."""
+        shape, missing = self.shape(
+            ev.kind, ev.hook, ev.state if ev.flags & abi.EV_SOCK else 0,
+            ev.reason, ev.family, ev.seg_flags if ev.flags &
+            abi.EV_PACKET else None, ev.facts, ev.stack_key)
+        layout = Layout(shape, ev.flags)
+        layout.make = self._maker(layout)
+        if not missing:     # else looked up again (Decoder.stack)
+            if len(self._shapes) > SHAPES_KEPT:
+                self._shapes.clear()
+            self._shapes[key] = layout
         return layout
 
     # -- one event ------------------------------------------------------------
 
     def decode(self, ev):
         """(record, facts) of one raw event."""
-        layout = self._layout_of(ev)
-        return layout.make(ev, layout), layout.shape.facts
+        record = self.record(ev)
+        return record, record.layout.shape.facts
 
     def record(self, ev):
-        layout = self._shapes.get(_SHAPE_KEY(ev)) or self._layout_of(ev)
+        """The record of one raw event, with its cause."""
+        key = _SHAPE_KEY(ev)
+        layout = self._shapes.get(key) or self._new_layout(ev, key)
         return layout.make(ev, layout)
 
     def _maker(self, layout):
