@@ -274,7 +274,7 @@ def put_back(module, name, size):
 # off if it has, on if it has not)
 CACHES = [
     ("Decoder shapes", "names, flags, stack, facts and cause per shape",
-     True, lambda: emptied(decode.Decoder, "record", "_shapes", dict) +
+     True, lambda: emptied(decode.Decoder, "event", "_shapes", dict) +
      emptied(decode.Decoder, "shape", "_by_values", dict)),
     ("Decoder._syms", "kernel symbol per address", True,
      lambda: emptied(decode.Decoder, "stack", "_syms", dict)),
@@ -293,7 +293,8 @@ CACHES = [
     ("attribution.attribute", "cause and explanation per Facts", True,
      lambda: unwrapped(attribution, "attribute")),
     ("JsonWriter._templates", "a line template per shape", True,
-     lambda: emptied(writers.JsonWriter, "event", "_templates", dict)),
+     lambda: emptied(writers.JsonWriter, "event", "_templates", dict) +
+     emptied(writers.JsonWriter, "event_of", "_templates", dict)),
     ("wire_header._flag_bits", "flag byte per flag text (pcapng)", False,
      lambda: put_back(wire_header, "_flag_bits", 256)),
     ("wire_header._packed_text", "address bytes per text (pcapng)", False,

@@ -12,6 +12,7 @@ from rsttrace.context.containers import ContainerIndex, Pod, pod_of
 from rsttrace.context.netns import NetnsNames
 from rsttrace.context.owner import Owners, fd_index
 from rsttrace.context.procfs import Proc
+from rsttrace.trace.decode import WHO_FIELDS
 
 
 MEMO_S = 1.0             # how long a (owner, namespace) answer is reused
@@ -31,17 +32,15 @@ class Enricher:
         self._memo = {}
         self._memo_until = 0
 
-    def enrich(self, record, ev):
-        pid, comm, source = self.owners.owner(record, ev)
-        record["owner_pid"] = pid
-        record["owner_comm"] = comm
-        record["owner_source"] = source
-        key = (pid, record["netns"])
-        hit = self._memo.get(key)
+    def who(self, shape, ev):
+        """Who is behind a raw event of `shape` (rsttrace.trace.decode):
+        its WHO_FIELDS values, in that order."""
+        pid, comm, source = self.owners.owner(shape, ev)
+        netns = ev.netns or None        # as the record has it
+        hit = self._memo.get((pid, netns))
         if hit is None or self.clock() >= self._memo_until:
-            hit = self._where(pid, record["netns"])
-        record["netns_name"], record["container"], record["pod"] = hit
-        return record
+            hit = self._where(pid, netns)
+        return hit + (pid, comm, source)
 
     def _where(self, pid, netns):
         now = self.clock()

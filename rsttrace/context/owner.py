@@ -49,21 +49,23 @@ def fd_index(proc, **kw):
 
 
 class Owners:
-    """owner(record, ev) -> (pid, comm, source) (see the module doc)."""
+    """owner(shape, ev) -> (pid, comm, source) of a raw event and its
+    Shape (rsttrace.trace.decode; its state and context), see the module
+    doc."""
 
     def __init__(self, fds):
         self.fds = fds           # fd_index()
 
-    def owner(self, record, ev):
+    def owner(self, shape, ev):
         flags = ev.flags
         if flags & abi.EV_OWNER:
             return ev.owner_pid, _comm(ev.owner_comm), "socket"
         if not flags & abi.EV_SOCK:
             return None, None, "no-socket"
-        if record["state"] == "TIME_WAIT":
+        if shape.state == "TIME_WAIT":
             return None, None, "time-wait"
-        if record["context"] == "process":
-            return record["pid"], record["comm"], "task"
+        if shape.context == "process":
+            return ev.pid, _comm(ev.comm), "task"
         if ev.sock_ino:
             hit = self.fds.get(ev.sock_ino)
             if hit is not None:

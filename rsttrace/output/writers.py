@@ -18,8 +18,8 @@ import textwrap
 
 from rsttrace.output.tables import (container_text, endpoint, owner_text,
                                     who_text)
-from rsttrace.trace.decode import (INT_FIELDS, PLAIN_TEXT_FIELDS,
-                                   SHAPE_FIELDS)
+from rsttrace.trace.decode import (FIELDS, INT_FIELDS, PLAIN_TEXT_FIELDS,
+                                   WHO_FIELDS)
 
 TEMPLATES_KEPT = 65536
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -33,36 +33,39 @@ def _getter(keys):
     return lambda record: tuple(record[k] for k in keys)
 
 
+_WHO_OF = _getter(WHO_FIELDS)
+
+
 class JsonWriter:
     """One JSON object per line. The stream (rsttrace.output.capture.Capture
     in the CLI) holds the lines until flush(), which the session calls after
     every batch it reads (at most 100 ms apart): in a storm a write, let
     alone a flush, per event would cost more than the event.
 
-    A record made by the decoder carries its layout (record.layout, see
-    rsttrace.trace.decode): the values it shares with the other records of
-    its layout (SHAPE_FIELDS, and None where the layout has no value) are
-    encoded once into a line template, and only the record's own values
-    per line: its ints and plain text (INT_FIELDS, PLAIN_TEXT_FIELDS) by
-    the format itself, the rest (the task name, who is behind it...)
-    encoded one by one.
+    An event comes as a record (event(record)) or, where nothing else needs
+    the record, as the decoder's (layout, values) and who is behind it
+    (event_of(); see rsttrace.trace.decode.Layout): the line is the same.
+    The values an event shares with the others of its layout (SHAPE_FIELDS,
+    and None where the layout has no value) are encoded once into a line
+    template, and only the event's own values per line: its ints and plain
+    text (INT_FIELDS, PLAIN_TEXT_FIELDS) by the format itself, the rest
+    (the task name, who is behind it...) encoded one by one.
     """
 
     def __init__(self, stream, stacks=True):
         self.stream = stream
         self.stacks = stacks
         self._dumps = _encode
-        self._templates = {}        # layout -> (head(record), tail) or None
+        self._templates = {}        # layout -> _template() or None
         self._head_makers = {}      # see _head_maker()
 
     def event(self, record):
-        template = self._templates.get(getattr(record, "layout", None))
-        if template is None:
-            template = self._template_of(record)
+        layout = getattr(record, "layout", None)
+        template = self._templates.get(layout) or self._template_of(layout)
         if template is not None:
-            head_of, tail = template
+            head_of, tail, own_of = template
             try:
-                head = head_of(record)
+                head = head_of(own_of(record), _WHO_OF(record))
             except TypeError:       # a value not of its key's type
                 pass
             else:
@@ -73,17 +76,31 @@ class JsonWriter:
                 return
         self.stream.write(self._dumps(self._without_stack(record)) + "\n")
 
+    def event_of(self, layout, values, who):
+        """The line of an event of `layout` with its own `values` and `who`
+        values (WHO_FIELDS), no record made."""
+        template = self._templates.get(layout) or self._template_of(layout)
+        if template is not None:
+            try:
+                head = template[0](values, who)
+            except TypeError:
+                pass
+            else:
+                self.stream.write(head)
+                self.stream.write(template[1])
+                return
+        self.event(layout.record(values, who))
+
     def _without_stack(self, record):
         """The record as written: without its stack under --no-stack."""
         if self.stacks:
             return record
         return {k: v for k, v in record.items() if k != "stack"}
 
-    def _template_of(self, record):
-        """The line template of the record's layout; None for a record
-        without one, and for a layout's first record (a layout seen once,
-        as a new stack's, costs less encoded whole than templated)."""
-        layout = getattr(record, "layout", None)
+    def _template_of(self, layout):
+        """The line template of `layout`; None for a record without one,
+        and for a layout's first event (a layout seen once, as a new
+        stack's, costs less encoded whole than templated)."""
         if layout is None:
             return None
         template = self._templates.get(layout, False)
@@ -94,31 +111,33 @@ class JsonWriter:
                 self._templates.clear()
             self._templates[layout] = None
             return None
-        template = self._templates[layout] = self._template(record)
+        template = self._templates[layout] = self._template(layout)
         return template
 
-    def _template(self, record):
-        """(head(record), tail) of the JSON lines of the records of
-        `record`'s layout: a line is head(record), a format applied to the
-        record's own values, then the tail, the part after its last own
+    def _template(self, layout):
+        """(head(values, who), tail, own_of) of the JSON lines of `layout`'s
+        events: a line is head(), a format applied to the event's own
+        values and who values, then the tail, the part after its last own
         value (the cause, the explanation and the stack, as a rule: most of
-        the line). Its ints and plain text go into the format as they are
-        (%d, "%s"), the other values encoded one by one (None, an int and
-        text inline, anything else by json). head() is written out as code
-        (its own values by position, never a key or a value in the code), a
-        loop over the values costing more than the formatting."""
-        layout = record.layout
-        parts, keys, args, fixed = [], [], [], []
-        for k, v in record.items():
+        the line); own_of(record) gives a record's own values. Its ints and
+        plain text go into the format as they are (%d, "%s"), the other
+        values encoded one by one (None, an int and text inline, anything
+        else by json). head() is written out as code (the values by
+        position, never a key or a value in the code), a loop over the
+        values costing more than the formatting."""
+        own = {k: "v%d" % i for i, k in enumerate(layout.own)}
+        own.update((k, "w%d" % i) for i, k in enumerate(WHO_FIELDS))
+        parts, args, fixed = [], [], []
+        for k in FIELDS:
             if k == "stack" and not self.stacks:
                 continue
-            if k in SHAPE_FIELDS or k in layout.absent:
-                fixed.append('"%s":%s' % (k, self._dumps(v)))
+            name = own.get(k)
+            if name is None:
+                fixed.append('"%s":%s' % (k, self._dumps(layout.base[k])))
                 continue
             # what came before this value, % as %%
             parts += [p.replace("%", "%%") for p in fixed]
             fixed = []
-            name = "v%d" % len(keys)
             if k in INT_FIELDS:
                 parts.append('"%s":%%d' % k)
                 args.append(name)
@@ -130,26 +149,27 @@ class JsonWriter:
                 args.append('(%s if %s.__class__ is int else "null" if %s '
                             'is None else enc_str(%s) if %s.__class__ is str '
                             'else enc(%s))' % ((name,) * 6))
-            keys.append(k)
         tail = "".join("," + p for p in fixed) + "}\n"
-        return self._head_maker(tuple(keys), args)(
-            "{" + ",".join(parts)), tail
+        return (self._head_maker(layout.own, args)("{" + ",".join(parts)),
+                tail, _getter(layout.own))
 
-    def _head_maker(self, keys, args):
-        """fmt -> head(record) for records with own values for `keys`: the
-        code is the same for every layout with those keys (a handful per
-        run), only the format differs."""
-        maker = self._head_makers.get(keys)
+    def _head_maker(self, own, args):
+        """fmt -> head(values, who) for events with own values for the keys
+        `own`: the code is the same for every layout with those keys (a
+        handful per run), only the format differs."""
+        maker = self._head_makers.get(own)
         if maker is None:
-            names = ", ".join("v%d" % i for i in range(len(keys)))
-            scope = {"values_of": _getter(keys), "enc_str": _encode_str,
-                     "enc": self._dumps}
+            scope = {"enc_str": _encode_str, "enc": self._dumps}
             exec("def maker(fmt):\n"
-                 "    def head(record):\n"
-                 "        %s, = values_of(record)\n"
+                 "    def head(values, who):\n"
+                 "        %s, = values\n"
+                 "        %s, = who\n"
                  "        return fmt %% (%s,)\n"
-                 "    return head\n" % (names, ", ".join(args)), scope)
-            maker = self._head_makers[keys] = scope["maker"]
+                 "    return head\n" % (
+                     ", ".join("v%d" % i for i in range(len(own))),
+                     ", ".join("w%d" % i for i in range(len(WHO_FIELDS))),
+                     ", ".join(args)), scope)
+            maker = self._head_makers[own] = scope["maker"]
         return maker
 
     def lost(self, count, total):

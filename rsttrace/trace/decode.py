@@ -109,11 +109,12 @@ class Layout:
     """Which keys the records of one shape and one set of rst_event.flags
     have values for: the others (`absent`) are None in all of them, as the
     flags say the kernel had no value (no socket, no packet...). `base` is
-    such a record before its event's values; `ints` the INT_FIELDS it has
-    values for, read straight from the raw event."""
+    such a record before its event's values; `own` the keys (FIELDS order,
+    WHO_FIELDS aside) whose values each event has its own of, and
+    values(ev) makes them (a tuple, `own` order) from a raw event
+    (Decoder._valuer)."""
 
-    __slots__ = ("shape", "absent", "base", "ints", "family",
-                 "linger", "linger2", "make")
+    __slots__ = ("shape", "absent", "base", "own", "family", "values")
 
     def __init__(self, shape, flags):
         self.shape = shape
@@ -129,14 +130,24 @@ class Layout:
             "linger": flags & abi.EV_LINGER, "backlog": listener,
             "backlog_max": listener, "seg_len": flags & abi.EV_PACKET}
         self.absent = frozenset(k for k, v in present.items() if not v)
-        self.linger = "linger" not in self.absent
-        self.linger2 = "linger2" not in self.absent
-        self.ints = tuple(k for k in INT_FIELDS if k not in self.absent)
+        self.own = tuple(k for k in FIELDS if k not in self.absent and
+                         k not in SHAPE_FIELDS and k not in WHO_FIELDS)
         base = dict.fromkeys(FIELDS)
         for k in SHAPE_FIELDS:
             base[k] = getattr(shape, k)
         self.base = base
-        self.make = None        # make(ev, layout): Decoder._maker
+        self.values = None      # values(ev): Decoder._valuer
+
+    def record(self, values, who=None):
+        """The record of an event of this layout: its own values (from
+        values(ev)) and who is behind it (WHO_FIELDS order; None: not
+        asked)."""
+        rec = Record(self.base)
+        rec.update(zip(self.own, values))
+        if who is not None:
+            rec.update(zip(WHO_FIELDS, who))
+        rec.layout = self
+        return rec
 
 
 class Record(dict):
@@ -172,7 +183,7 @@ class Decoder:
         self._shapes = {}           # raw values (_SHAPE_KEY) -> Layout
         self._by_values = {}        # shape()'s arguments -> Shape
         self._syms = {}             # address -> kernel symbol
-        self._makers = {}           # see _maker()
+        self._valuers = {}           # see _valuer()
         self.missing_stacks = 0     # stacks the kernel table no longer had
         self._sec = self._sec_text = None
 
@@ -263,7 +274,7 @@ class Decoder:
             ev.reason, ev.family, ev.seg_flags if ev.flags &
             abi.EV_PACKET else None, ev.facts, ev.stack_key)
         layout = Layout(shape, ev.flags)
-        layout.make = self._maker(layout)
+        layout.values = self._valuer(layout)
         if not missing:     # else looked up again (Decoder.stack)
             if len(self._shapes) > SHAPES_KEPT:
                 self._shapes.clear()
@@ -272,6 +283,13 @@ class Decoder:
 
     # -- one event ------------------------------------------------------------
 
+    def event(self, ev):
+        """(layout, values) of one raw event: its Layout (shape and cause
+        included) and its own values (layout.own)."""
+        key = _SHAPE_KEY(ev)
+        layout = self._shapes.get(key) or self._new_layout(ev, key)
+        return layout, layout.values(ev)
+
     def decode(self, ev):
         """(record, facts) of one raw event."""
         record = self.record(ev)
@@ -279,42 +297,34 @@ class Decoder:
 
     def record(self, ev):
         """The record of one raw event, with its cause."""
-        key = _SHAPE_KEY(ev)
-        layout = self._shapes.get(key) or self._new_layout(ev, key)
-        return layout.make(ev, layout)
+        layout, values = self.event(ev)
+        return layout.record(values)
 
-    def _maker(self, layout):
-        """make(ev, layout) -> the record of a raw event of `layout`: a copy
-        of the layout's base, then this event's values: the ints as they
-        are, the rest made readable. Written out for the keys the layout
-        has values for (a loop over them costs more than the rest of the
-        record), once per such set of keys."""
-        key = (layout.ints, layout.family, layout.linger, layout.linger2)
-        make = self._makers.get(key)
-        if make is not None:
-            return make
+    def _valuer(self, layout):
+        """values(ev) -> the own values (layout.own) of a raw event of
+        `layout`: the ints as they are, the rest made readable. Written out
+        as one expression (a loop over the keys costs more than the rest of
+        the event), once per set of own keys."""
+        key = (layout.own, layout.family)
+        values = self._valuers.get(key)
+        if values is not None:
+            return values
         at = {name: "ev[%d]" % i for i, name in enumerate(_RAW_NAMES)}
-        body = ["rec = Record(layout.base)"]
-        body += ["rec[%r] = %s" % (k, at[k]) for k in layout.ints]
-        body.append("rec['time'] = time(%s)" % at["ts_ns"])
-        if layout.family:
-            body += ["rec[%r] = address(%s, %d)" % (k, at[k], layout.family)
-                     for k in ("saddr", "daddr")]
-        body += ["rec['netns'] = %s or None" % at["netns"],
-                 "rec['comm'] = comm(%s)" % at["comm"]]
-        if layout.linger:
-            body.append("rec['linger'] = seconds(%s)" % at["lingertime"])
-        if layout.linger2:
-            body += ["linger2 = %s" % at["linger2"],
-                     "rec['linger2'] = (linger2 if linger2 < 0 else "
-                     "seconds(linger2))"]
-        body += ["rec.layout = layout", "return rec"]
-        scope = {"Record": Record, "time": self.time, "address": address,
-                 "comm": _comm, "seconds": self._seconds}
-        exec("def make(ev, layout):\n    " + "\n    ".join(body) + "\n",
+        made = {
+            "time": "time(%s)" % at["ts_ns"],
+            "saddr": "address(%s, %d)" % (at["saddr"], layout.family or 0),
+            "daddr": "address(%s, %d)" % (at["daddr"], layout.family or 0),
+            "netns": "(%s or None)" % at["netns"],
+            "comm": "comm(%s)" % at["comm"],
+            "linger": "seconds(%s)" % at["lingertime"],
+            "linger2": "linger2(%s)" % at["linger2"]}
+        exprs = [made.get(k) or at[k] for k in layout.own]
+        scope = {"time": self.time, "address": address, "comm": _comm,
+                 "seconds": self._seconds, "linger2": self._linger2}
+        exec("def values(ev):\n    return (%s,)\n" % ", ".join(exprs),
              scope)
-        make = self._makers[key] = scope["make"]
-        return make
+        values = self._valuers[key] = scope["values"]
+        return values
 
     def _seconds(self, jiffies):
         """Jiffies as seconds (an int when whole); None without HZ."""
@@ -322,6 +332,11 @@ class Decoder:
             return None
         secs = jiffies / self.hz
         return int(secs) if secs == int(secs) else secs
+
+    def _linger2(self, value):
+        """tcp_sock.linger2 (a negative value as it is: no FIN_WAIT2 wait),
+        as seconds."""
+        return value if value < 0 else self._seconds(value)
 
     def time(self, ts_ns):
         """ISO 8601 UTC with microseconds; the text up to the second is

@@ -9,7 +9,7 @@ from rsttrace.attribution import attribute
 from rsttrace.kernel import features
 from rsttrace.kernel.reasons import ReasonNames
 from rsttrace.output.summary import Summary
-from rsttrace.trace.decode import Decoder
+from rsttrace.trace.decode import WHO_FIELDS, Decoder
 
 # libbpf's ring buffer poll consumes until the buffer is empty: in a storm
 # that outruns us it would never return, and neither Ctrl-C, SIGTERM,
@@ -18,6 +18,9 @@ from rsttrace.trace.decode import Decoder
 # event in hand is already consumed, and recorded). The perf buffer reads
 # what was there when it started, and ignores the value.
 STOP = -1
+UNSET = object()
+# who is behind an event (decode.WHO_FIELDS) when no one asked
+NO_WHO = (None,) * len(WHO_FIELDS)
 POLL_BUDGET_S = 0.1
 CLOCK_EVERY = 64
 
@@ -46,6 +49,7 @@ class Session:
         self._polling = False        # run() polls (drains run to the end)
         self._poll_until = None      # when the poll in progress returns
         self._old_handlers = None    # while catch_signals() holds them
+        self._line = UNSET           # see _line_writer()
 
     def start(self):
         self.tracer.start(self._raw)
@@ -68,16 +72,17 @@ class Session:
             try:
                 if self.count is None or self.seen < self.count:
                     # probe -> event -> attribution (the decoder) -> output
-                    record = self.decoder.record(ev)
-                    if self.enricher is not None:
-                        self.enricher.enrich(record, ev)
+                    layout, values = self.decoder.event(ev)
+                    who = NO_WHO if self.enricher is None else \
+                        self.enricher.who(layout.shape, ev)
                     self.seen += 1
-                    if self.summary is not None:
-                        self.summary.add(record)
-                    if self.on_record is not None:
-                        self.on_record(record)
-                    if self.writer is not None:
-                        self.writer.event(record)
+                    line = self._line
+                    if line is UNSET:
+                        line = self._line = self._line_writer()
+                    if line is not None:
+                        line(layout, values, who)
+                    else:
+                        self._record(layout.record(values, who))
             except BaseException as e:
                 self.failed = e
         if self.failed is not None:
@@ -96,6 +101,24 @@ class Session:
                 elif now >= self._poll_until:
                     return STOP
         return 0
+
+    def _line_writer(self):
+        """The writer's event_of() when the lines are all an event is for
+        (no summary, no on_record, a writer that writes from an event's
+        values: rsttrace.output.writers.JsonWriter), else None: the events
+        go through _record(). Decided at the first event, once the writer
+        is set."""
+        if self.summary is None and self.on_record is None:
+            return getattr(self.writer, "event_of", None)
+        return None
+
+    def _record(self, record):
+        if self.summary is not None:
+            self.summary.add(record)
+        if self.on_record is not None:
+            self.on_record(record)
+        if self.writer is not None:
+            self.writer.event(record)
 
     def _raise_failure(self):
         if self.failed is not None:

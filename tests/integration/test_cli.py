@@ -207,6 +207,26 @@ def test_output_file_holds_the_events_and_nothing_beside_it(pair, tmp_path):
     assert os.listdir(tmp_path) == ["rst.jsonl"]
 
 
+def test_streamed_lines_name_who_is_behind_each_rst(pair, tmp_path):
+    # `trace --json -o FILE` writes lines from the events' values, no
+    # record made (JsonWriter.event_of): the who-fields must be there too
+    path = tmp_path / "rst.jsonl"
+    run = Running("--json", "-o", str(path), *ns_args(pair))
+    p = traffic.closed_port(pair, 4)
+    rc, out, err = run.stop()
+    assert rc == 0, err
+    evs = {r["kind"]: r for r in events(jsonl(path.read_text()))}
+    sent, got = evs["sent"], evs["received"]
+    assert (sent["sport"], sent["dport"]) == (p.sport, p.dport)
+    assert (sent["owner_pid"], sent["owner_comm"], sent["owner_source"]) \
+        == (None, None, "no-socket")
+    assert sent["netns_name"] == pair.names["b"]
+    # a's connect() was this process's
+    assert (got["owner_pid"], got["owner_source"]) == (os.getpid(), "socket")
+    assert got["owner_comm"] == open("/proc/self/comm").read().strip()
+    assert got["netns_name"] == pair.names["a"]
+
+
 def test_no_stack_omits_stack(pair):
     run = Running("--json", "--no-stack", *ns_args(pair))
     traffic.closed_port(pair, 4)

@@ -3,6 +3,7 @@ filter and the enricher (rsttrace.context), on fake /proc trees and raw
 events."""
 
 import os
+import types
 
 import pytest
 
@@ -16,6 +17,7 @@ from rsttrace.context.owner import Owners, fd_index
 from rsttrace.context.procfs import Proc, read_file
 from rsttrace.context.runtimes import Container
 from rsttrace.context.select import Selection
+from rsttrace.trace.decode import WHO_FIELDS
 from test_event import raw
 
 HOST_NS = 4026531840
@@ -29,11 +31,14 @@ class Clock:
         return self.now
 
 
-def record(**kw):
-    rec = {"state": "ESTABLISHED", "context": "softirq", "pid": 7,
-           "comm": "swapper", "netns": HOST_NS}
-    rec.update(kw)
-    return rec
+def shape(state="ESTABLISHED", context="softirq"):
+    """What Owners reads of an event's Shape (rsttrace.trace.decode)."""
+    return types.SimpleNamespace(state=state, context=context)
+
+
+def enriched(enricher, ev, **kw):
+    """The who-fields the enricher gives a raw event (of shape(**kw))."""
+    return dict(zip(WHO_FIELDS, enricher.who(shape(**kw), ev)))
 
 
 @pytest.fixture
@@ -50,22 +55,22 @@ def test_owner_sources_in_order(proc):
     owners = Owners(fd_index(Proc(str(proc))))
     recorded = raw(flags=abi.EV_SOCK | abi.EV_OWNER, owner_pid=99,
                    owner_comm=b"server".ljust(16, b"\0"), sock_ino=555)
-    assert owners.owner(record(), recorded) == (99, "server", "socket")
-    assert owners.owner(record(state="TIME_WAIT"), recorded) == \
+    assert owners.owner(shape(), recorded) == (99, "server", "socket")
+    assert owners.owner(shape(state="TIME_WAIT"), recorded) == \
         (99, "server", "socket")
     accepted = raw(flags=abi.EV_SOCK, sock_ino=555)
-    assert owners.owner(record(context="process"), accepted) == \
-        (7, "swapper", "task")
-    assert owners.owner(record(), accepted) == (40, "nginx", "fd")
-    assert owners.owner(record(), raw(flags=abi.EV_SOCK, sock_ino=556)) == \
+    assert owners.owner(shape(context="process"), accepted) == \
+        (1234, "curl", "task")              # the event's task
+    assert owners.owner(shape(), accepted) == (40, "nginx", "fd")
+    assert owners.owner(shape(), raw(flags=abi.EV_SOCK, sock_ino=556)) == \
         (40, "nginx", "fd")             # the first of its holders
-    assert owners.owner(record(state=None), raw(flags=0)) == \
+    assert owners.owner(shape(state=None), raw(flags=0)) == \
         (None, None, "no-socket")
-    assert owners.owner(record(state="TIME_WAIT"),
+    assert owners.owner(shape(state="TIME_WAIT"),
                         raw(flags=abi.EV_SOCK)) == (None, None, "time-wait")
-    assert owners.owner(record(), raw(flags=abi.EV_SOCK, sock_ino=777)) == \
+    assert owners.owner(shape(), raw(flags=abi.EV_SOCK, sock_ino=777)) == \
         (None, None, "unknown")
-    assert owners.owner(record(), raw(flags=abi.EV_SOCK)) == \
+    assert owners.owner(shape(), raw(flags=abi.EV_SOCK)) == \
         (None, None, "unknown")
 
 
@@ -75,12 +80,12 @@ def test_a_storm_of_unknown_inodes_scans_once_a_second(proc):
     owners = Owners(fds)
     for ino in range(1000, 6000):                    # 5000 events, 0.5 s
         clock.now += 0.0001
-        assert owners.owner(record(), raw(flags=abi.EV_SOCK,
+        assert owners.owner(shape(), raw(flags=abi.EV_SOCK,
                                           sock_ino=ino))[2] == "unknown"
     assert fds.scans == 1
     clock.now += 1.0
     fakeproc.add(proc, 50, "late", sockets=(4242,))
-    assert owners.owner(record(), raw(flags=abi.EV_SOCK, sock_ino=4242)) \
+    assert owners.owner(shape(), raw(flags=abi.EV_SOCK, sock_ino=4242)) \
         == (50, "late", "fd")
     assert fds.scans == 2
 
@@ -193,15 +198,15 @@ def test_enricher_takes_the_owners_container_else_the_namespaces(tmp_path,
         def of_netns(self, inode):
             return (ctr("box"), None) if inode == 9 else (None, None)
     enricher = Enricher(p, Index(p), NetnsNames(p, str(tmp_path)))
-    rec = enricher.enrich(record(netns=9), raw(
-        flags=abi.EV_SOCK | abi.EV_OWNER, owner_pid=40,
+    rec = enriched(enricher, raw(
+        netns=9, flags=abi.EV_SOCK | abi.EV_OWNER, owner_pid=40,
         owner_comm=b"nginx"))
     assert (rec["owner_pid"], rec["container"]["name"], rec["pod"]) == \
         (40, "web", {"namespace": "shop", "name": "web-0"})
-    rec2 = enricher.enrich(record(netns=9), raw(flags=0))
+    rec2 = enriched(enricher, raw(netns=9, flags=0))
     assert (rec2["owner_source"], rec2["container"]["name"], rec2["pod"],
             rec2["netns_name"]) == ("no-socket", "box", None, None)
-    rec3 = enricher.enrich(record(), raw(flags=abi.EV_SOCK | abi.EV_OWNER,
+    rec3 = enriched(enricher, raw(flags=abi.EV_SOCK | abi.EV_OWNER,
                                          owner_pid=40))
     assert rec3["container"] is rec["container"]        # shared dicts
     assert rec3["netns_name"] == "host"

@@ -7,7 +7,7 @@ import json
 
 from rsttrace import abi
 from rsttrace.output.writers import JsonWriter
-from rsttrace.trace.decode import Decoder
+from rsttrace.trace.decode import WHO_FIELDS, Decoder
 from test_event import REASONS, Kallsyms, raw, v6
 
 
@@ -121,7 +121,7 @@ def test_a_layout_has_values_where_its_flags_say():
 
 
 def test_code_is_made_once_per_set_of_keys():
-    # the generated code (Decoder._maker, JsonWriter._head_maker) depends
+    # the generated code (Decoder._valuer, JsonWriter._head_maker) depends
     # only on which keys a record has own values for: layouts of other
     # shapes with the same flags share it (made per layout, it cost more
     # than it saved on a varied workload: bench/CACHES.md)
@@ -129,7 +129,7 @@ def test_code_is_made_once_per_set_of_keys():
     records = [dec.record(raw(stack_key=k, sport=p))
                for k in (7, 8, 9) for p in (1, 2)]
     assert len({id(r.layout) for r in records}) == 3
-    assert len({id(r.layout.make) for r in records}) == 1
+    assert len({id(r.layout.values) for r in records}) == 1
     out = io.StringIO()
     w = JsonWriter(out)
     for r in records:
@@ -137,4 +137,32 @@ def test_code_is_made_once_per_set_of_keys():
     assert len(w._head_makers) == 1
     assert len([t for t in w._templates.values() if t]) == 3
     other = dec.record(raw(family=6, saddr=v6("2001:db8::1")))
-    assert other.layout.make is not records[0].layout.make
+    assert other.layout.values is not records[0].layout.values
+
+
+WHOS = [(None,) * len(WHO_FIELDS),
+        (None, None, None, 40, "nginx", "socket"),
+        ("host", {"runtime": "podman", "id": "ab", "name": 'a"%s',
+                  "image": None},
+         {"namespace": "shop", "name": "web-0"}, 7, 'q"%s\u2013', "task")]
+
+
+def test_lines_of_an_events_values_are_its_records():
+    # a session that only writes lines hands the writer an event's values
+    # (JsonWriter.event_of), no record made: the lines are the record's
+    dec = decoder()
+    events = [raw(**dict(v, ts_ns=ts)) for v in VARIANTS for ts in (1, 5)]
+    for stacks in (True, False):
+        out = io.StringIO()
+        w = JsonWriter(out, stacks=stacks)
+        want = []
+        for ev in events:
+            for who in WHOS:
+                layout, values = dec.event(ev)
+                w.event_of(layout, values, who)
+                rec = layout.record(values, who)
+                assert rec == dec.record(ev) | dict(zip(WHO_FIELDS, who))
+                want.append(json.dumps(
+                    {k: v for k, v in rec.items() if stacks or k != "stack"},
+                    separators=(",", ":")))
+        assert out.getvalue().splitlines() == want
