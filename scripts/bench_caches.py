@@ -279,7 +279,7 @@ CACHES = [
     ("Decoder._syms", "kernel symbol per address", True,
      lambda: emptied(decode.Decoder, "stack", "_syms", dict)),
     ("Decoder.time", "the time text up to the second", True,
-     lambda: emptied(decode.Decoder, "time", "_sec", None)),
+     lambda: emptied(decode.Decoder, "time", "_sec_us", -1 << 64)),
     ("decode.address", "address text per 16 bytes", True,
      lambda: unwrapped(decode, "address")),
     ("decode._comm", "task name text", False,

@@ -185,7 +185,8 @@ class Decoder:
         self._syms = {}             # address -> kernel symbol
         self._valuers = {}           # see _valuer()
         self.missing_stacks = 0     # stacks the kernel table no longer had
-        self._sec = self._sec_text = None
+        self._sec_us = -1 << 64      # the second time() last wrote
+        self._sec_format = None
 
     # -- stacks ---------------------------------------------------------------
 
@@ -339,12 +340,14 @@ class Decoder:
         return value if value < 0 else self._seconds(value)
 
     def time(self, ts_ns):
-        """ISO 8601 UTC with microseconds; the text up to the second is
-        made once per second."""
+        """ISO 8601 UTC with microseconds; the format of the text up to
+        the second is made once per second."""
         wall_us = (ts_ns + self.offset_ns) // 1000
-        sec, usec = divmod(wall_us, 1000000)
-        if sec != self._sec:
-            self._sec = sec
-            self._sec_text = datetime.datetime.fromtimestamp(
-                sec, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-        return "%s.%06d+00:00" % (self._sec_text, usec)
+        usec = wall_us - self._sec_us
+        if not 0 <= usec < 1000000:
+            usec = wall_us % 1000000
+            self._sec_us = sec_us = wall_us - usec
+            self._sec_format = datetime.datetime.fromtimestamp(
+                sec_us // 1000000, datetime.timezone.utc).strftime(
+                    "%Y-%m-%dT%H:%M:%S") + ".%06d+00:00"
+        return self._sec_format % usec
