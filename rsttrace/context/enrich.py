@@ -8,6 +8,7 @@ once per container and pod and shared."""
 
 import time
 
+from rsttrace import abi
 from rsttrace.context.containers import ContainerIndex, Pod, pod_of
 from rsttrace.context.netns import NetnsNames
 from rsttrace.context.owner import Owners, fd_index
@@ -15,6 +16,7 @@ from rsttrace.context.procfs import Proc
 from rsttrace.trace.decode import WHO_FIELDS
 
 
+_NETNS = abi.AT["netns"]     # in a raw event (abi.unpack_from)
 MEMO_S = 1.0             # how long a (owner, namespace) answer is reused
 
 
@@ -36,7 +38,7 @@ class Enricher:
         """Who is behind a raw event of `shape` (rsttrace.trace.decode):
         its WHO_FIELDS values, in that order."""
         pid, comm, source = self.owners.owner(shape, ev)
-        netns = ev.netns or None        # as the record has it
+        netns = ev[_NETNS] or None      # as the record has it
         hit = self._memo.get((pid, netns))
         if hit is None or self.clock() >= self._memo_until:
             hit = self._where(pid, netns)

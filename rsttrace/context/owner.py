@@ -24,6 +24,10 @@ from rsttrace.context.lazy import Rescanned
 from rsttrace.trace.decode import _comm
 
 FD_INDEX_MAX = 1 << 20   # sockets remembered from one scan
+# where the raw event (abi.unpack_from) has what owner() reads
+_FLAGS, _OWNER_PID, _OWNER_COMM, _PID, _COMM, _SOCK_INO = (
+    abi.AT[name] for name in ("flags", "owner_pid", "owner_comm", "pid",
+                              "comm", "sock_ino"))
 
 
 def scan_fds(proc):
@@ -57,17 +61,18 @@ class Owners:
         self.fds = fds           # fd_index()
 
     def owner(self, shape, ev):
-        flags = ev.flags
+        flags = ev[_FLAGS]
         if flags & abi.EV_OWNER:
-            return ev.owner_pid, _comm(ev.owner_comm), "socket"
+            return ev[_OWNER_PID], _comm(ev[_OWNER_COMM]), "socket"
         if not flags & abi.EV_SOCK:
             return None, None, "no-socket"
         if shape.state == "TIME_WAIT":
             return None, None, "time-wait"
         if shape.context == "process":
-            return ev.pid, _comm(ev.comm), "task"
-        if ev.sock_ino:
-            hit = self.fds.get(ev.sock_ino)
+            return ev[_PID], _comm(ev[_COMM]), "task"
+        ino = ev[_SOCK_INO]
+        if ino:
+            hit = self.fds.get(ino)
             if hit is not None:
                 return hit[0], hit[1], "fd"
         return None, None, "unknown"

@@ -44,11 +44,10 @@ INT_FIELDS = ("ts_ns", "sport", "dport", "pid", "seq", "ack", "rcv_unread",
               "snd_unsent", "snd_unacked", "snd_nxt", "backlog",
               "backlog_max", "seg_len")
 PLAIN_TEXT_FIELDS = ("time", "saddr", "daddr")
-_RAW_NAMES = [n for n, _ in abi.RAW_FIELDS]
 
 # The raw values a Shape and a Layout are made from (rst_event members).
 _SHAPE_KEY = operator.itemgetter(*(
-    _RAW_NAMES.index(name) for name in (
+    abi.AT[name] for name in (
         "kind", "hook", "state", "flags", "reason", "family", "seg_flags",
         "facts", "stack_key")))
 
@@ -270,6 +269,7 @@ class Decoder:
     def _new_layout(self, ev, key):
         """The Layout (and Shape) of a raw event seen first (`key`: its
         _SHAPE_KEY), kept unless its stack was missing."""
+        ev = abi.RawEvent._make(ev)
         shape, missing = self.shape(
             ev.kind, ev.hook, ev.state if ev.flags & abi.EV_SOCK else 0,
             ev.reason, ev.family, ev.seg_flags if ev.flags &
@@ -310,7 +310,7 @@ class Decoder:
         values = self._valuers.get(key)
         if values is not None:
             return values
-        at = {name: "ev[%d]" % i for i, name in enumerate(_RAW_NAMES)}
+        at = {name: "ev[%d]" % i for name, i in abi.AT.items()}
         made = {
             "time": "time(%s)" % at["ts_ns"],
             "saddr": "address(%s, %d)" % (at["saddr"], layout.family or 0),

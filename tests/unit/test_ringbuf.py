@@ -65,7 +65,7 @@ def pids(ring, on_event=None, **kw):
     got = []
 
     def take(ev):
-        got.append(ev.pid)
+        got.append(ev[abi.AT["pid"]])
         return on_event(ev) if on_event else 0
     reader = ring.reader()
     n = reader.consume(take, abi.unpack_from)
@@ -115,7 +115,7 @@ def test_a_nonzero_answer_stops_after_that_record():
     ring = Ring()
     for i in range(4):
         ring.put(event(i))
-    assert pids(ring, lambda ev: -1 if ev.pid == 1 else 0) == [0, 1]
+    assert pids(ring, lambda ev: -1 if ev[abi.AT["pid"]] == 1 else 0) == [0, 1]
     assert ring.consumed() == 2 * ringbuf.RECORD_SIZE
     assert pids(ring) == [2, 3]
 
@@ -126,7 +126,7 @@ def test_a_record_whose_handler_raised_is_consumed():
         ring.put(event(i))
 
     def boom(ev):
-        if ev.pid == 1:
+        if ev[abi.AT["pid"]] == 1:
             raise OSError("disk full")
         return 0
     reader = ring.reader()
