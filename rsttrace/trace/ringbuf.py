@@ -33,6 +33,7 @@ from rsttrace import abi
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
+FLAG_BITS = BUSY_BIT | DISCARD_BIT
 HDR_SIZE = 8
 # The room one event takes in the ring (header, data, padding).
 RECORD_SIZE = (HDR_SIZE + abi.RAW_SIZE + 7) // 8 * 8
@@ -97,12 +98,12 @@ class RingReader:
                 while pos < prod:
                     off = pos & mask
                     length = lengths[off >> 2]
-                    if length & BUSY_BIT:       # not committed yet
-                        return n
-                    pos += (((length & ~(BUSY_BIT | DISCARD_BIT)) +
-                             HDR_SIZE + 7) & ~7)
-                    if length & DISCARD_BIT:
-                        continue
+                    if length & FLAG_BITS:
+                        if length & BUSY_BIT:   # not committed yet
+                            return n
+                        pos += ((length & ~FLAG_BITS) + HDR_SIZE + 7) & ~7
+                        continue                # discarded
+                    pos += (length + HDR_SIZE + 7) & ~7
                     n += 1
                     if on_event(unpack(data, off + HDR_SIZE)):
                         return n
