@@ -260,6 +260,18 @@ def emptied(cls, method, attr, value):
     return [(cls, method, without)]
 
 
+def cleared(cls, method, attr):
+    """cls.method with the dict self.attr emptied first (a cache the
+    generated code holds itself, emptied before each use)."""
+    orig = getattr(cls, method)
+
+    @functools.wraps(orig)
+    def without(self, *a, **kw):
+        getattr(self, attr).clear()
+        return orig(self, *a, **kw)
+    return [(cls, method, without)]
+
+
 def put_back(module, name, size):
     """A function of `module` rsttrace calls bare, wrapped in the
     lru_cache it used to have, wherever it was imported by name."""
@@ -282,8 +294,8 @@ CACHES = [
      lambda: emptied(decode.Decoder, "time", "_sec_us", -1 << 64)),
     ("decode.address", "address text per 16 bytes", True,
      lambda: unwrapped(decode, "address")),
-    ("decode._comm", "task name text", False,
-     lambda: put_back(decode, "_comm", 4096)),
+    ("Decoder._comms", "task name text per 16 bytes", True,
+     lambda: cleared(decode.Decoder, "event", "_comms")),
     ("abi.tcp_flags", "flag text per flag byte", False,
      lambda: put_back(abi, "tcp_flags", 256)),
     ("abi.tcp_flag_set", "flag set per flag byte", False,

@@ -59,6 +59,7 @@ _SHAPE_KEY = operator.itemgetter(*(
 # The kernel keeps STACK_ENTRIES (16384) stacks.
 SHAPES_KEPT = 16384
 SYMBOLS_KEPT = 65536
+COMMS_KEPT = 4096
 
 
 @functools.lru_cache(maxsize=65536)
@@ -183,6 +184,7 @@ class Decoder:
         self._by_values = {}        # shape()'s arguments -> Shape
         self._syms = {}             # address -> kernel symbol
         self._valuers = {}           # see _valuer()
+        self._comms = {}            # 16 bytes of a task name -> its text
         self.missing_stacks = 0     # stacks the kernel table no longer had
         self._sec_us = -1 << 64      # the second time() last wrote
         self._sec_format = None
@@ -316,12 +318,13 @@ class Decoder:
             "saddr": "address(%s, %d)" % (at["saddr"], layout.family or 0),
             "daddr": "address(%s, %d)" % (at["daddr"], layout.family or 0),
             "netns": "(%s or None)" % at["netns"],
-            "comm": "comm(%s)" % at["comm"],
+            "comm": "(comms.get(%s) or comm(%s))" % (at["comm"], at["comm"]),
             "linger": "seconds(%s)" % at["lingertime"],
             "linger2": "linger2(%s)" % at["linger2"]}
         exprs = [made.get(k) or at[k] for k in layout.own]
-        scope = {"time": self.time, "address": address, "comm": _comm,
-                 "seconds": self._seconds, "linger2": self._linger2}
+        scope = {"time": self.time, "address": address, "comm": self._comm,
+                 "comms": self._comms, "seconds": self._seconds,
+                 "linger2": self._linger2}
         exec("def values(ev):\n    return (%s,)\n" % ", ".join(exprs),
              scope)
         values = self._valuers[key] = scope["values"]
@@ -333,6 +336,13 @@ class Decoder:
             return None
         secs = jiffies / self.hz
         return int(secs) if secs == int(secs) else secs
+
+    def _comm(self, raw):
+        """_comm(raw), kept in _comms (a storm repeats a few names)."""
+        if len(self._comms) > COMMS_KEPT:
+            self._comms.clear()
+        text = self._comms[raw] = _comm(raw)
+        return text
 
     def _linger2(self, value):
         """tcp_sock.linger2 (a negative value as it is: no FIN_WAIT2 wait),
