@@ -34,6 +34,7 @@ class Session:
         self.writer = writer
         self.summary = Summary() if summary else None
         self.count = count
+        self._limit = float("inf") if count is None else count
         self.duration = duration
         self.on_record = on_record
         self.warn = warn or (lambda m: print("rsttrace: " + m,
@@ -68,28 +69,27 @@ class Session:
         # Called by bcc from a ctypes callback, which would print and then
         # swallow any exception (a full disk, a bug): it is kept instead and
         # raised again by _raise_failure() once the poll returns.
-        if self.failed is None:
-            try:
-                if self.count is None or self.seen < self.count:
-                    # probe -> event -> attribution (the decoder) -> output
-                    layout, values = self.decoder.event(ev)
-                    who = NO_WHO if self.enricher is None else \
-                        self.enricher.who(layout.shape, ev)
-                    self.seen += 1
-                    line = self._line
-                    if line is UNSET:
-                        line = self._line = self._line_writer()
-                    if line is not None:
-                        line(layout, values, who)
-                    else:
-                        self._record(layout.record(values, who))
-            except BaseException as e:
-                self.failed = e
         if self.failed is not None:
             return STOP
+        try:
+            if self.seen < self._limit:
+                # probe -> event -> attribution (the decoder) -> output
+                layout, values = self.decoder.event(ev)
+                who = NO_WHO if self.enricher is None else \
+                    self.enricher.who(layout.shape, ev)
+                self.seen += 1
+                line = self._line
+                if line is UNSET:
+                    line = self._line = self._line_writer()
+                if line is not None:
+                    line(layout, values, who)
+                else:
+                    self._record(layout.record(values, who))
+        except BaseException as e:
+            self.failed = e
+            return STOP
         if self._polling:
-            if self.stopping or (self.count is not None and
-                                 self.seen >= self.count):
+            if self.stopping or self.seen >= self._limit:
                 return STOP
             # the budget starts with the first events, not with the wait;
             # the clock is read every CLOCK_EVERY events (a read per event
