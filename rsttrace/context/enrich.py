@@ -20,6 +20,16 @@ _NETNS = abi.AT["netns"]     # in a raw event (abi.unpack_from)
 MEMO_S = 1.0             # how long a (owner, namespace) answer is reused
 
 
+class Shared(dict):
+    """A container's or pod's dict, made once, never changed, and put into
+    every record of it: hashed by identity, so that who() answers holding
+    one can key a cache (rsttrace.output.writers.JsonWriter keeps their
+    JSON text). Two equal ones may hash apart: a cache then holds both,
+    each right."""
+
+    __hash__ = object.__hash__
+
+
 class Enricher:
     def __init__(self, proc=None, index=None, names=None, owners=None,
                  clock=time.monotonic):
@@ -59,14 +69,14 @@ class Enricher:
         return hit
 
     def _shared(self, value):
-        """The record's dict for a Container or a Pod."""
+        """The record's dict for a Container or a Pod (a Shared one)."""
         if value is None:
             return None
         hit = self._dicts.get(value)
         if hit is None:
             if len(self._dicts) > 4096:
                 self._dicts.clear()
-            hit = self._dicts[value] = (
+            hit = self._dicts[value] = Shared(
                 {"namespace": value[0], "name": value[1]}
                 if isinstance(value, Pod) else
                 {"runtime": value.runtime, "id": value.id,

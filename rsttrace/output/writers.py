@@ -34,6 +34,25 @@ def _getter(keys):
 
 
 _WHO_OF = _getter(WHO_FIELDS)
+WHO_TEXTS_KEPT = 4096
+
+
+def _runs(keys, order):
+    """The runs of `keys` next to each other in `order`: tuples of their
+    indices in `keys`."""
+    runs, last = [], None
+    for i, k in enumerate(order):
+        if k in keys:
+            if last != i - 1:
+                runs.append(())
+            runs[-1] += (keys.index(k),)
+            last = i
+    return tuple(runs)
+
+
+# The runs of who-fields in a line: each is one piece of JSON text per who
+# answer (JsonWriter._who_text).
+_WHO_RUNS = _runs(WHO_FIELDS, FIELDS)
 
 
 class JsonWriter:
@@ -58,6 +77,7 @@ class JsonWriter:
         self._dumps = _encode
         self._templates = {}        # layout -> _template() or None
         self._head_makers = {}      # see _head_maker()
+        self._who_texts = {}        # who -> its runs' text (_who_text())
 
     def event(self, record):
         layout = getattr(record, "layout", None)
@@ -126,19 +146,26 @@ class JsonWriter:
         position, never a key or a value in the code), a loop over the
         values costing more than the formatting."""
         own = {k: "v%d" % i for i, k in enumerate(layout.own)}
-        own.update((k, "w%d" % i) for i, k in enumerate(WHO_FIELDS))
+        # a run of who-fields is one value: its text (_who_text())
+        own.update((WHO_FIELDS[run[0]], "w%d" % i)
+                   for i, run in enumerate(_WHO_RUNS))
         parts, args, fixed = [], [], []
         for k in FIELDS:
             if k == "stack" and not self.stacks:
                 continue
             name = own.get(k)
             if name is None:
-                fixed.append('"%s":%s' % (k, self._dumps(layout.base[k])))
+                if k not in WHO_FIELDS:
+                    fixed.append('"%s":%s' % (k, self._dumps(
+                        layout.base[k])))
                 continue
             # what came before this value, % as %%
             parts += [p.replace("%", "%%") for p in fixed]
             fixed = []
-            if k in INT_FIELDS:
+            if name[0] == "w":
+                parts.append("%s")
+                args.append(name)
+            elif k in INT_FIELDS:
                 parts.append('"%s":%%d' % k)
                 args.append(name)
             elif k in PLAIN_TEXT_FIELDS:
@@ -159,18 +186,37 @@ class JsonWriter:
         handful per run), only the format differs."""
         maker = self._head_makers.get(own)
         if maker is None:
-            scope = {"enc_str": _encode_str, "enc": self._dumps}
+            scope = {"enc_str": _encode_str, "enc": self._dumps,
+                     "texts": self._who_texts, "who_text": self._who_text}
             exec("def maker(fmt):\n"
                  "    def head(values, who):\n"
                  "        %s, = values\n"
-                 "        %s, = who\n"
+                 "        try:\n"
+                 "            %s, = texts[who]\n"
+                 "        except (KeyError, TypeError):\n"
+                 "            %s, = who_text(who)\n"
                  "        return fmt %% (%s,)\n"
                  "    return head\n" % (
                      ", ".join("v%d" % i for i in range(len(own))),
-                     ", ".join("w%d" % i for i in range(len(WHO_FIELDS))),
+                     ", ".join("w%d" % i for i in range(len(_WHO_RUNS))),
+                     ", ".join("w%d" % i for i in range(len(_WHO_RUNS))),
                      ", ".join(args)), scope)
             maker = self._head_makers[own] = scope["maker"]
         return maker
+
+    def _who_text(self, who):
+        """The JSON text of each run of who-fields (_WHO_RUNS) of a who
+        answer (WHO_FIELDS order), kept when the answer can key a dict (a
+        storm repeats a few)."""
+        text = tuple(",".join('"%s":%s' % (WHO_FIELDS[i], self._dumps(who[i]))
+                              for i in run) for run in _WHO_RUNS)
+        try:
+            if len(self._who_texts) > WHO_TEXTS_KEPT:
+                self._who_texts.clear()
+            self._who_texts[who] = text
+        except TypeError:           # not hashable (a plain dict in it)
+            pass
+        return text
 
     def lost(self, count, total):
         self._write({"kind": "lost", "count": count, "total": total})

@@ -110,9 +110,9 @@ class Layout:
     have values for: the others (`absent`) are None in all of them, as the
     flags say the kernel had no value (no socket, no packet...). `base` is
     such a record before its event's values; `own` the keys (FIELDS order,
-    WHO_FIELDS aside) whose values each event has its own of, and
-    values(ev) makes them (a tuple, `own` order) from a raw event
-    (Decoder._valuer)."""
+    WHO_FIELDS aside) each event has a value of its own for, which
+    values(ev) reads from a raw event (a tuple, `own` order;
+    Decoder._valuer)."""
 
     __slots__ = ("shape", "absent", "base", "own", "family", "values")
 
@@ -183,10 +183,10 @@ class Decoder:
         self._shapes = {}           # raw values (_SHAPE_KEY) -> Layout
         self._by_values = {}        # shape()'s arguments -> Shape
         self._syms = {}             # address -> kernel symbol
-        self._valuers = {}           # see _valuer()
+        self._valuers = {}          # see _valuer()
         self._comms = {}            # 16 bytes of a task name -> its text
         self.missing_stacks = 0     # stacks the kernel table no longer had
-        self._sec_us = -1 << 64      # the second time() last wrote
+        self._sec_us = -1 << 64     # the second time() last wrote
         self._sec_format = None
 
     # -- stacks ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import itertools
 import json
 
 from rsttrace import abi
+from rsttrace.context.enrich import Shared
 from rsttrace.output.writers import JsonWriter
 from rsttrace.trace.decode import WHO_FIELDS, Decoder
 from test_event import REASONS, Kallsyms, raw, v6
@@ -140,16 +141,22 @@ def test_code_is_made_once_per_set_of_keys():
     assert other.layout.values is not records[0].layout.values
 
 
+CTR = {"runtime": "podman", "id": "ab", "name": 'a"%s', "image": None}
+POD = {"namespace": "shop", "name": "web-0"}
 WHOS = [(None,) * len(WHO_FIELDS),
         (None, None, None, 40, "nginx", "socket"),
-        ("host", {"runtime": "podman", "id": "ab", "name": 'a"%s',
-                  "image": None},
-         {"namespace": "shop", "name": "web-0"}, 7, 'q"%s\u2013', "task")]
+        # plain dicts (no who-text kept: not hashable)
+        ("host", CTR, POD, 7, 'q"%s\u2013', "task"),
+        # the enricher's (hashed by identity), two equal ones apart
+        ("host", Shared(CTR), Shared(POD), 7, "nginx", "fd"),
+        ("host", Shared(CTR), None, 7, "nginx", "fd"),
+        ("host", Shared(CTR, name="b"), None, 7, "nginx", "fd")]
 
 
 def test_lines_of_an_events_values_are_its_records():
     # a session that only writes lines hands the writer an event's values
-    # (JsonWriter.event_of), no record made: the lines are the record's
+    # (JsonWriter.event_of), no record made: the lines are the record's,
+    # whatever who answered (each answer's text kept where it can be)
     dec = decoder()
     events = [raw(**dict(v, ts_ns=ts)) for v in VARIANTS for ts in (1, 5)]
     for stacks in (True, False):
@@ -166,3 +173,4 @@ def test_lines_of_an_events_values_are_its_records():
                     {k: v for k, v in rec.items() if stacks or k != "stack"},
                     separators=(",", ":")))
         assert out.getvalue().splitlines() == want
+    assert len(w._who_texts) == len(WHOS) - 1   # not the plain dicts
