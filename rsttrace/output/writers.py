@@ -94,7 +94,7 @@ class JsonWriter:
                 self.stream.write(head)
                 self.stream.write(tail)
                 return
-        self.stream.write(self._dumps(self._without_stack(record)) + "\n")
+        self._whole(record)
 
     def event_of(self, layout, values, who):
         """The line of an event of `layout` with its own `values` and `who`
@@ -109,13 +109,14 @@ class JsonWriter:
                 self.stream.write(head)
                 self.stream.write(template[1])
                 return
-        self.event(layout.record(values, who))
+        self._whole(layout.record(values, who))
 
-    def _without_stack(self, record):
-        """The record as written: without its stack under --no-stack."""
-        if self.stacks:
-            return record
-        return {k: v for k, v in record.items() if k != "stack"}
+    def _whole(self, record):
+        """The line of a record encoded whole (json.dumps), without its
+        stack under --no-stack."""
+        if not self.stacks:
+            record = {k: v for k, v in record.items() if k != "stack"}
+        self.stream.write(self._dumps(record) + "\n")
 
     def _template_of(self, layout):
         """The line template of `layout`; None for a record without one,

@@ -174,3 +174,22 @@ def test_lines_of_an_events_values_are_its_records():
                     separators=(",", ":")))
         assert out.getvalue().splitlines() == want
     assert len(w._who_texts) == len(WHOS) - 1   # not the plain dicts
+
+
+def test_a_layouts_first_event_is_written_whole_without_a_template():
+    # a layout seen once (a new stack's) costs less encoded whole: its
+    # template is made at its second event, by either way in
+    dec = decoder()
+    for second in ("event", "event_of"):
+        w = JsonWriter(io.StringIO())
+        layout, values = dec.event(raw(stack_key=7))
+        w.event_of(layout, values, WHOS[0])
+        assert w._templates == {layout: None} and not w._head_makers
+        rec = layout.record(values, WHOS[0])
+        if second == "event":
+            w.event(rec)
+        else:
+            w.event_of(layout, values, WHOS[0])
+        assert w._templates[layout] is not None
+        assert w.stream.getvalue().splitlines() == [
+            json.dumps(rec, separators=(",", ":"))] * 2
