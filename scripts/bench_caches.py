@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
 from rsttrace import abi, attribution, facts  # noqa: E402
+from rsttrace.context.enrich import Enricher  # noqa: E402
 from rsttrace.output import pcapng, wire_header, writers  # noqa: E402
 from rsttrace.output.outfile import OutputFile  # noqa: E402
 from rsttrace.trace import decode, hooks, session  # noqa: E402
@@ -199,7 +200,8 @@ def stream_cost(kernel, reasons, events, out):
     """µs of CPU per event through Session._raw with a fresh decoder
     and writer (`out`: "json" or "pcapng")."""
     cold()
-    s = session.Session(tracer=None)
+    # who is behind each event looked up as `trace` does by default
+    s = session.Session(tracer=None, enricher=Enricher())
     s.decoder = decode.Decoder(reasons, 250, kernel.stack, kernel.ksym,
                                attribute=attribution.attribute)
     sink = io.StringIO() if out == "json" else io.BytesIO()
@@ -307,6 +309,9 @@ CACHES = [
     ("JsonWriter._templates", "a line template per shape", True,
      lambda: emptied(writers.JsonWriter, "event", "_templates", dict) +
      emptied(writers.JsonWriter, "event_of", "_templates", dict)),
+    ("JsonWriter._who_texts", "a who-answer's JSON text", True,
+     lambda: cleared(writers.JsonWriter, "event_of", "_who_texts") +
+     cleared(writers.JsonWriter, "event", "_who_texts")),
     ("wire_header._flag_bits", "flag byte per flag text (pcapng)", False,
      lambda: put_back(wire_header, "_flag_bits", 256)),
     ("wire_header._packed_text", "address bytes per text (pcapng)", False,
@@ -394,7 +399,9 @@ def render(cols, base, again, rows, events, rounds, seconds):
            platform.release(), os.getloadavg()[0], events, rounds, seconds),
         "",
         "CPU µs per event through the session's data path "
-        "(`Session._raw`: decode, attribute, write); `report`: µs per "
+        "(`Session._raw`: decode, attribute, who is behind it, write; "
+        "the first look at each owner and namespace reads /proc); "
+        "`report`: µs per "
         "saved record attributed. Each cache is measured %d times on and "
         "off, one right after the other; a figure is the median with every "
         "cache on, and a cache's cost the median of the rounds' ratios "

@@ -44,6 +44,10 @@ INT_FIELDS = ("ts_ns", "sport", "dport", "pid", "seq", "ack", "rcv_unread",
               "snd_unsent", "snd_unacked", "snd_nxt", "backlog",
               "backlog_max", "seg_len")
 PLAIN_TEXT_FIELDS = ("time", "saddr", "daddr")
+# The keys whose values come from the raw event itself (a layout's `own`
+# where it has values for them all).
+_EVENT_FIELDS = tuple(k for k in FIELDS
+                      if k not in SHAPE_FIELDS and k not in WHO_FIELDS)
 
 # The raw values a Shape and a Layout are made from (rst_event members).
 _SHAPE_KEY = operator.itemgetter(*(
@@ -118,20 +122,8 @@ class Layout:
 
     def __init__(self, shape, flags):
         self.shape = shape
-        self.family = family = shape.family
-        tcp_sock = flags & abi.EV_TCP_SOCK
-        listener = flags & abi.EV_LISTENER
-        present = {
-            "sport": family, "dport": family, "saddr": family,
-            "daddr": family, "seq": flags & abi.EV_SEQ,
-            "ack": flags & abi.EV_SEQ, "rcv_unread": tcp_sock,
-            "snd_unsent": tcp_sock, "snd_unacked": tcp_sock,
-            "snd_nxt": tcp_sock, "linger2": tcp_sock,
-            "linger": flags & abi.EV_LINGER, "backlog": listener,
-            "backlog_max": listener, "seg_len": flags & abi.EV_PACKET}
-        self.absent = frozenset(k for k, v in present.items() if not v)
-        self.own = tuple(k for k in FIELDS if k not in self.absent and
-                         k not in SHAPE_FIELDS and k not in WHO_FIELDS)
+        self.family = shape.family
+        self.absent, self.own = _keys_of(flags, bool(shape.family))
         base = dict.fromkeys(FIELDS)
         for k in SHAPE_FIELDS:
             base[k] = getattr(shape, k)
@@ -148,6 +140,23 @@ class Layout:
             rec.update(zip(WHO_FIELDS, who))
         rec.layout = self
         return rec
+
+
+def _keys_of(flags, family):
+    """(absent, own) of a Layout with these rst_event.flags, with or
+    without addresses (`family`)."""
+    tcp_sock = flags & abi.EV_TCP_SOCK
+    listener = flags & abi.EV_LISTENER
+    present = {
+        "sport": family, "dport": family, "saddr": family,
+        "daddr": family, "seq": flags & abi.EV_SEQ,
+        "ack": flags & abi.EV_SEQ, "rcv_unread": tcp_sock,
+        "snd_unsent": tcp_sock, "snd_unacked": tcp_sock,
+        "snd_nxt": tcp_sock, "linger2": tcp_sock,
+        "linger": flags & abi.EV_LINGER, "backlog": listener,
+        "backlog_max": listener, "seg_len": flags & abi.EV_PACKET}
+    absent = frozenset(k for k, v in present.items() if not v)
+    return absent, tuple(k for k in _EVENT_FIELDS if k not in absent)
 
 
 class Record(dict):
