@@ -13,6 +13,7 @@ import kernel_modes
 import provoke
 from bpfcheck import require_bpf
 from kernel_modes import reason_since_6_10, sees_socketless
+from rsttrace import abi
 from rsttrace.facts import bits_of_record
 from rsttrace.lab import craft, traffic
 from rsttrace.trace.decode import FIELDS
@@ -84,15 +85,20 @@ def traced(request):
         # an attach that fails where the kernel allows it is a failure
         attached = {p.hook.name for p in tracer.attached()}
         assert must_attach(mode) <= attached, (mode, attached)
-        # what the kernel decided as facts (rst_event.facts), by record
-        record_of = session.decoder.record
+        # what the kernel decided as facts (rst_event.facts), by record:
+        # the session decodes an event, then hands on its record
+        event_of, last = session.decoder.event, {}
         session.kernel_bits = {}
 
-        def record_and_keep(ev):
-            record = record_of(ev)
-            session.kernel_bits[id(record)] = ev.facts
-            return record
-        session.decoder.record = record_and_keep
+        def event_and_keep(ev):
+            last["facts"] = ev[abi.AT["facts"]]
+            return event_of(ev)
+
+        def record_and_keep(record):
+            session.kernel_bits[id(record)] = last.pop("facts")
+            records.append(record)
+        session.decoder.event = event_and_keep
+        session.on_record = record_and_keep
         try:
             yield Traced(pair, session, records, mode)
         finally:
