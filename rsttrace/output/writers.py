@@ -68,7 +68,8 @@ class JsonWriter:
     and None where the layout has no value) are encoded once into a line
     template, and only the event's own values per line: its ints and plain
     text (INT_FIELDS, PLAIN_TEXT_FIELDS) by the format itself, the rest
-    (the task name, who is behind it...) encoded one by one.
+    (the task name...) encoded one by one, who is behind it from a text
+    kept per answer (_who_text()).
     """
 
     def __init__(self, stream, stacks=True):
@@ -209,8 +210,9 @@ class JsonWriter:
         """The JSON text of each run of who-fields (_WHO_RUNS) of a who
         answer (WHO_FIELDS order), kept when the answer can key a dict (a
         storm repeats a few)."""
-        text = tuple(",".join('"%s":%s' % (WHO_FIELDS[i], self._dumps(who[i]))
-                              for i in run) for run in _WHO_RUNS)
+        text = tuple(",".join('"%s":%s' % (WHO_FIELDS[i],
+                                           self._dumps(who[i])) for i in run)
+                     for run in _WHO_RUNS)
         try:
             if len(self._who_texts) > WHO_TEXTS_KEPT:
                 self._who_texts.clear()
